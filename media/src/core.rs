@@ -1,0 +1,894 @@
+//! The sans-IO forwarding core of one worker.
+//!
+//! A [`WorkerCore`] owns the rooms pinned to its worker and one webrtc-rs `rtc` peer connection
+//! per participant, all sharing the worker's single UDP socket (ICE-lite). Datagrams, commands
+//! and time come in as method calls; datagrams to send come out of [`WorkerCore::poll_transmit`]
+//! and events out of [`WorkerCore::poll_event`]. Nothing here does I/O or reads the clock, and
+//! nothing a peer sends may make it panic: every error from the stack is logged and dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
+use crate::{ConnectionState, MediaEvent, stun};
+
+/// At most one keyframe request per published track per this interval.
+const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub participants_per_room: usize,
+    pub tracks_per_participant: usize,
+    pub rooms_per_worker: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { participants_per_room: 30, tracks_per_participant: 3, rooms_per_worker: 500 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    #[error("room {0} does not exist on this node")]
+    NoSuchRoom(RoomId),
+    #[error("room {0} already exists")]
+    RoomExists(RoomId),
+    #[error("participant {0} is not in the room")]
+    NoSuchParticipant(ParticipantId),
+    #[error("participant {0} is already in the room")]
+    DuplicateParticipant(ParticipantId),
+    #[error("the room is full ({0} participants)")]
+    RoomFull(usize),
+    #[error("this media worker hosts its maximum of {0} rooms")]
+    TooManyRooms(usize),
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    #[error("unknown track {0}")]
+    UnknownTrack(TrackId),
+    #[error("the offer cannot be applied: {0}")]
+    BadOffer(String),
+    #[error("the media worker has stopped")]
+    WorkerGone,
+    #[error("media socket: {0}")]
+    Io(String),
+}
+
+/// The client's offer with what its m-lines mean.
+#[derive(Debug, Clone)]
+pub struct OfferRequest {
+    pub sdp: String,
+    /// The m-lines the client sends on, and which source each carries.
+    pub publish: Vec<PublishIntent>,
+    /// The client's receive-only m-lines and which room track each should carry.
+    pub subscribe: Vec<SubscribeIntent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishIntent {
+    pub mid: String,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscribeIntent {
+    pub mid: String,
+    pub track: TrackId,
+}
+
+/// A datagram to send from the worker's socket.
+#[derive(Debug)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub bytes: BytesMut,
+}
+
+/// Counters the driver publishes as metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoreCounters {
+    pub packets_in: u64,
+    pub packets_forwarded: u64,
+    pub bytes_forwarded: u64,
+    pub datagrams_unrouted: u64,
+    pub stack_errors: u64,
+}
+
+struct PublishedTrack {
+    info: TrackInfo,
+    receiver: RTCRtpReceiverId,
+    /// The SSRC the publisher sends on, learnt from the first packet.
+    media_ssrc: Option<u32>,
+    /// Header extension id → URI, as negotiated with the publisher.
+    extensions: HashMap<u8, String>,
+    last_keyframe_request: Option<Instant>,
+}
+
+/// One forwarded track towards one subscriber.
+struct Downtrack {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    /// Publisher's payload type → subscriber's payload type.
+    payload_types: HashMap<u8, u8>,
+    /// Header extension URI → subscriber's id.
+    extensions: HashMap<String, u8>,
+    /// Payload types we failed to map, so the warning is logged once.
+    warned: bool,
+}
+
+struct Participant {
+    pc: RTCPeerConnection,
+    permissions: Permissions,
+    ufrag: String,
+    /// Caucus group; `None` is the plenary.
+    group: Option<String>,
+    /// The mediator-like participant who may see every group.
+    sees_all_groups: bool,
+    candidate_added: bool,
+    /// The publisher's m-line mid → track.
+    published: HashMap<String, TrackId>,
+    /// rtc's receive track id → our track id.
+    receive_tracks: HashMap<String, TrackId>,
+    subscriptions: HashMap<TrackId, Downtrack>,
+    state: ConnectionState,
+}
+
+#[derive(Default)]
+struct Room {
+    participants: HashMap<ParticipantId, Participant>,
+    tracks: HashMap<TrackId, PublishedTrack>,
+}
+
+/// Whether media of a publisher in group `from` may reach a subscriber in group `to`.
+pub fn caucus_allows(from: Option<&str>, to: Option<&str>, subscriber_sees_all: bool) -> bool {
+    subscriber_sees_all || from == to
+}
+
+pub struct WorkerCore {
+    /// The address put into ICE candidates and used as the local address of every connection.
+    announce: SocketAddr,
+    limits: Limits,
+    rooms: HashMap<RoomId, Room>,
+    by_ufrag: HashMap<String, (RoomId, ParticipantId)>,
+    by_addr: HashMap<SocketAddr, (RoomId, ParticipantId)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<(RoomId, MediaEvent)>,
+    counters: CoreCounters,
+}
+
+/// Options when adding a participant.
+#[derive(Debug, Clone)]
+pub struct ParticipantOptions {
+    pub permissions: Permissions,
+    pub group: Option<String>,
+    pub sees_all_groups: bool,
+}
+
+/// What a participant's ICE credentials are (the server side is ICE-lite).
+#[derive(Debug, Clone)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+impl WorkerCore {
+    pub fn new(announce: SocketAddr, limits: Limits) -> WorkerCore {
+        WorkerCore {
+            announce,
+            limits,
+            rooms: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: CoreCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> CoreCounters {
+        self.counters
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn participant_count(&self) -> usize {
+        self.rooms.values().map(|r| r.participants.len()).sum()
+    }
+
+    pub fn track_count(&self) -> usize {
+        self.rooms.values().map(|r| r.tracks.len()).sum()
+    }
+
+    pub fn create_room(&mut self, room: RoomId) -> Result<(), MediaError> {
+        if self.rooms.contains_key(&room) {
+            return Err(MediaError::RoomExists(room));
+        }
+        if self.rooms.len() >= self.limits.rooms_per_worker {
+            return Err(MediaError::TooManyRooms(self.limits.rooms_per_worker));
+        }
+        self.rooms.insert(room, Room::default());
+        Ok(())
+    }
+
+    pub fn close_room(&mut self, room: &RoomId) {
+        if let Some(r) = self.rooms.remove(room) {
+            for (_, mut p) in r.participants {
+                self.by_ufrag.remove(&p.ufrag);
+                let _ = p.pc.close();
+            }
+            self.by_addr.retain(|_, (rid, _)| rid != room);
+        }
+    }
+
+    pub fn add_participant(
+        &mut self,
+        now: Instant,
+        room_id: &RoomId,
+        pid: ParticipantId,
+        options: ParticipantOptions,
+    ) -> Result<IceCredentials, MediaError> {
+        let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        if room.participants.contains_key(&pid) {
+            return Err(MediaError::DuplicateParticipant(pid));
+        }
+        if room.participants.len() >= self.limits.participants_per_room {
+            return Err(MediaError::RoomFull(self.limits.participants_per_room));
+        }
+        let credentials = loop {
+            let c = IceCredentials { ufrag: random_token(16), pwd: random_token(32) };
+            if !self.by_ufrag.contains_key(&c.ufrag) {
+                break c;
+            }
+        };
+        let pc = new_peer_connection(now, &credentials).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        self.by_ufrag.insert(credentials.ufrag.clone(), (room_id.clone(), pid.clone()));
+        room.participants.insert(
+            pid,
+            Participant {
+                pc,
+                permissions: options.permissions,
+                ufrag: credentials.ufrag.clone(),
+                group: options.group,
+                sees_all_groups: options.sees_all_groups,
+                candidate_added: false,
+                published: HashMap::new(),
+                receive_tracks: HashMap::new(),
+                subscriptions: HashMap::new(),
+                state: ConnectionState::Connecting,
+            },
+        );
+        Ok(credentials)
+    }
+
+    pub fn remove_participant(&mut self, room_id: &RoomId, pid: &ParticipantId) -> Result<(), MediaError> {
+        let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        let mut p = room.participants.remove(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+        self.by_ufrag.remove(&p.ufrag);
+        self.by_addr.retain(|_, (r, q)| !(r == room_id && q == pid));
+        let _ = p.pc.close();
+        while let Some(t) = p.pc.poll_write() {
+            self.transmits.push_back(Transmit { to: t.transport.peer_addr, bytes: t.message });
+        }
+        let gone: Vec<TrackId> = p.published.into_values().collect();
+        for track in gone {
+            self.unpublish(room_id, &track);
+        }
+        Ok(())
+    }
+
+    /// Drops a track from the room and from every subscriber.
+    fn unpublish(&mut self, room_id: &RoomId, track: &TrackId) {
+        let Some(room) = self.rooms.get_mut(room_id) else { return };
+        if room.tracks.remove(track).is_none() {
+            return;
+        }
+        for sub in room.participants.values_mut() {
+            if let Some(d) = sub.subscriptions.remove(track) {
+                // The browser learns of it at its next offer; until then the m-line is silent.
+                let _ = sub.pc.remove_track(d.sender);
+            }
+        }
+        self.events.push_back((room_id.clone(), MediaEvent::TrackUnpublished(track.clone())));
+    }
+
+    /// Moves a participant into a caucus group (`None`: back to the plenary). Forwarding
+    /// across groups stops at once; the subscriber's m-lines stay and fall silent.
+    pub fn set_group(&mut self, room_id: &RoomId, pid: &ParticipantId, group: Option<String>) -> Result<(), MediaError> {
+        let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+        p.group = group;
+        Ok(())
+    }
+
+    /// Applies a client's offer (first or renegotiation) and returns the answer SDP.
+    pub fn apply_offer(
+        &mut self,
+        now: Instant,
+        room_id: &RoomId,
+        pid: &ParticipantId,
+        offer: OfferRequest,
+    ) -> Result<String, MediaError> {
+        let announce = self.announce;
+        let limits = self.limits.clone();
+        let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        let permissions = room
+            .participants
+            .get(pid)
+            .map(|p| p.permissions.clone())
+            .ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+        if offer.publish.len() > limits.tracks_per_participant {
+            return Err(MediaError::NotPermitted(format!(
+                "at most {} published tracks per participant",
+                limits.tracks_per_participant
+            )));
+        }
+        for intent in &offer.publish {
+            if !permissions.publish.contains(&intent.source) {
+                return Err(MediaError::NotPermitted(format!("publishing {:?}", intent.source)));
+            }
+        }
+        if !offer.subscribe.is_empty() && !permissions.subscribe {
+            return Err(MediaError::NotPermitted("subscribing".into()));
+        }
+        let mid_order = mids_in_order(&offer.sdp);
+        for m in offer.publish.iter().map(|i| &i.mid).chain(offer.subscribe.iter().map(|i| &i.mid)) {
+            if !mid_order.contains(m) {
+                return Err(MediaError::BadOffer(format!("mid {m} is not in the offer")));
+            }
+        }
+        // Senders for new subscriptions, created in m-line order so that rtc binds each to its m-line.
+        let mut new_subscriptions: Vec<&SubscribeIntent> = Vec::new();
+        for intent in &offer.subscribe {
+            let already = room.participants.get(pid).is_some_and(|p| p.subscriptions.contains_key(&intent.track));
+            if !already {
+                let track = room.tracks.get(&intent.track).ok_or_else(|| MediaError::UnknownTrack(intent.track.clone()))?;
+                if &track.info.publisher == pid {
+                    return Err(MediaError::NotPermitted("subscribing to one's own track".into()));
+                }
+                new_subscriptions.push(intent);
+            }
+        }
+        new_subscriptions.sort_by_key(|i| mid_order.iter().position(|m| m == &i.mid));
+        let mut planned: Vec<(TrackId, usize, u32, String)> = Vec::new();
+        for intent in &new_subscriptions {
+            let (codec, kind, publisher) = {
+                let track = &room.tracks[&intent.track];
+                let publisher = room
+                    .participants
+                    .get_mut(&track.info.publisher)
+                    .ok_or_else(|| MediaError::UnknownTrack(intent.track.clone()))?;
+                let codec = publisher
+                    .pc
+                    .rtp_receiver(track.receiver)
+                    .and_then(|mut r| r.get_parameters().rtp_parameters.codecs.first().map(|c| c.rtp_codec.clone()))
+                    .ok_or_else(|| MediaError::UnknownTrack(intent.track.clone()))?;
+                (codec, track.info.kind, track.info.publisher.clone())
+            };
+            let ssrc = rand::random::<u32>();
+            let sender_track = MediaStreamTrack::new(
+                publisher.0.clone(),
+                intent.track.0.clone(),
+                intent.track.0.clone(),
+                rtc_kind(kind),
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                    codec,
+                    ..Default::default()
+                }],
+            );
+            let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+            let idx = p
+                .pc
+                .add_transceiver_from_track(
+                    sender_track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![publisher.0.clone()],
+                        send_encodings: vec![],
+                    }),
+                )
+                .map_err(|e| MediaError::BadOffer(e.to_string()))?;
+            planned.push((intent.track.clone(), idx, ssrc, intent.mid.clone()));
+        }
+
+        let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+        let description = RTCSessionDescription::offer(offer.sdp.clone()).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        p.pc.set_remote_description(now, description).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        if !p.candidate_added {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: announce.ip().to_string(),
+                    port: announce.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()
+            .map_err(|e| MediaError::BadOffer(e.to_string()))?;
+            let init = RTCIceCandidate::from(&candidate).to_json().map_err(|e| MediaError::BadOffer(e.to_string()))?;
+            p.pc.add_local_candidate(init).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+            p.candidate_added = true;
+        }
+        let answer = p.pc.create_answer(None).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        p.pc.set_local_description(now, answer).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        let sdp = p
+            .pc
+            .local_description()
+            .map(|d| d.sdp.clone())
+            .ok_or_else(|| MediaError::BadOffer("no local description".into()))?;
+
+        // Bind the new downtracks and learn their payload-type and extension maps.
+        for (track_id, idx, ssrc, mid) in planned {
+            let bound_mid = p.pc.rtp_transceiver(idx).and_then(|t| t.mid().clone());
+            if bound_mid.as_deref() != Some(mid.as_str()) {
+                return Err(MediaError::BadOffer(format!(
+                    "subscription m-line {mid} did not bind (got {bound_mid:?}); is it recvonly and of the track's kind?"
+                )));
+            }
+            let sender = RTCRtpSenderId::from(idx);
+            let extensions = match p.pc.rtp_sender(sender) {
+                Some(mut s) => {
+                    s.get_parameters().rtp_parameters.header_extensions.iter().map(|h| (h.uri.clone(), h.id as u8)).collect()
+                }
+                None => continue,
+            };
+            p.subscriptions.insert(
+                track_id.clone(),
+                Downtrack { sender, ssrc, payload_types: HashMap::new(), extensions, warned: false },
+            );
+        }
+        // Subscriptions the client dropped from its offer.
+        let wanted: Vec<&TrackId> = offer.subscribe.iter().map(|i| &i.track).collect();
+        let dropped: Vec<TrackId> = p.subscriptions.keys().filter(|t| !wanted.contains(t)).cloned().collect();
+        for t in dropped {
+            if let Some(d) = p.subscriptions.remove(&t) {
+                let _ = p.pc.remove_track(d.sender);
+            }
+        }
+
+        // Published m-lines: new ones become room tracks, missing ones are unpublished.
+        let mut new_tracks = Vec::new();
+        for intent in &offer.publish {
+            if p.published.contains_key(&intent.mid) {
+                continue;
+            }
+            let idx = transceiver_with_mid(&mut p.pc, &intent.mid);
+            let Some(idx) = idx else {
+                return Err(MediaError::BadOffer(format!("published m-line {} not found", intent.mid)));
+            };
+            let receiver = RTCRtpReceiverId::from(idx);
+            let extensions = p
+                .pc
+                .rtp_receiver(receiver)
+                .map(|mut r| {
+                    r.get_parameters().rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect()
+                })
+                .unwrap_or_default();
+            let track_id = TrackId::new(pid, &intent.mid);
+            p.published.insert(intent.mid.clone(), track_id.clone());
+            new_tracks.push(PublishedTrack {
+                info: TrackInfo { id: track_id, publisher: pid.clone(), kind: intent.source.kind(), source: intent.source },
+                receiver,
+                media_ssrc: None,
+                extensions,
+                last_keyframe_request: None,
+            });
+        }
+        let unpublished: Vec<TrackId> = p
+            .published
+            .iter()
+            .filter(|(mid, _)| !offer.publish.iter().any(|i| &i.mid == *mid))
+            .map(|(_, t)| t.clone())
+            .collect();
+        p.published.retain(|mid, _| offer.publish.iter().any(|i| &i.mid == mid));
+        for t in new_tracks {
+            self.events.push_back((room_id.clone(), MediaEvent::TrackPublished(t.info.clone())));
+            room.tracks.insert(t.info.id.clone(), t);
+        }
+        self.map_payload_types(room_id, pid);
+        for t in unpublished {
+            self.unpublish(room_id, &t);
+        }
+        for intent in &new_subscriptions {
+            self.request_keyframe(now, room_id, &intent.track);
+        }
+        self.drain(now, room_id, pid);
+        Ok(sdp)
+    }
+
+    /// Fills each of `pid`'s downtracks' payload-type map from its publisher's negotiated codecs.
+    fn map_payload_types(&mut self, room_id: &RoomId, pid: &ParticipantId) {
+        let Some(room) = self.rooms.get_mut(room_id) else { return };
+        let tracks: Vec<(TrackId, ParticipantId, RTCRtpReceiverId)> = room
+            .participants
+            .get(pid)
+            .map(|p| {
+                p.subscriptions
+                    .keys()
+                    .filter_map(|t| room.tracks.get(t).map(|pt| (t.clone(), pt.info.publisher.clone(), pt.receiver)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (track, publisher, receiver) in tracks {
+            let publisher_codecs: Vec<(RTCRtpCodec, u8)> = room
+                .participants
+                .get_mut(&publisher)
+                .and_then(|p| {
+                    p.pc.rtp_receiver(receiver).map(|mut r| {
+                        r.get_parameters().rtp_parameters.codecs.iter().map(|c| (c.rtp_codec.clone(), c.payload_type)).collect()
+                    })
+                })
+                .unwrap_or_default();
+            let Some(sub) = room.participants.get_mut(pid) else { continue };
+            let Some(down) = sub.subscriptions.get_mut(&track) else { continue };
+            let sender_codecs: Vec<(RTCRtpCodec, u8)> = sub
+                .pc
+                .rtp_sender(down.sender)
+                .map(|mut s| s.get_parameters().rtp_parameters.codecs.iter().map(|c| (c.rtp_codec.clone(), c.payload_type)).collect())
+                .unwrap_or_default();
+            down.payload_types = map_codecs(&publisher_codecs, &sender_codecs);
+        }
+    }
+
+    /// Asks a track's publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].
+    fn request_keyframe(&mut self, now: Instant, room_id: &RoomId, track_id: &TrackId) {
+        let Some(room) = self.rooms.get_mut(room_id) else { return };
+        let Some(track) = room.tracks.get_mut(track_id) else { return };
+        if track.info.kind != Kind::Video {
+            return;
+        }
+        let Some(media_ssrc) = track.media_ssrc else { return };
+        if track.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+            return;
+        }
+        track.last_keyframe_request = Some(now);
+        let receiver = track.receiver;
+        let publisher = track.info.publisher.clone();
+        let Some(p) = room.participants.get_mut(&publisher) else { return };
+        if let Some(mut r) = p.pc.rtp_receiver(receiver) {
+            let _ = r.write_rtcp(now, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })]);
+        }
+        flush(&mut p.pc, &mut self.transmits);
+    }
+
+    /// One datagram from the socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.counters.packets_in += 1;
+        let key = match self.by_addr.get(&from) {
+            Some(k) => Some(k.clone()),
+            None => stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)).cloned(),
+        };
+        let Some((room_id, pid)) = key else {
+            self.counters.datagrams_unrouted += 1;
+            return;
+        };
+        // A STUN request from a new address (first contact, or a NAT rebinding / ICE restart).
+        if stun::is_stun(data)
+            && let Some(u) = stun::local_ufrag(data)
+            && let Some(k) = self.by_ufrag.get(u)
+        {
+            self.by_addr.insert(from, k.clone());
+        }
+        let Some(p) = self.rooms.get_mut(&room_id).and_then(|r| r.participants.get_mut(&pid)) else { return };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.announce,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        };
+        if let Err(e) = p.pc.handle_read(msg) {
+            self.counters.stack_errors += 1;
+            tracing::debug!(participant = %pid, error = %e, "dropped an unreadable datagram");
+        }
+        self.drain(now, &room_id, &pid);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        for (rid, room) in &mut self.rooms {
+            for (pid, p) in &mut room.participants {
+                if p.pc.poll_timeout().is_some_and(|t| t <= now) {
+                    due.push((rid.clone(), pid.clone()));
+                }
+            }
+        }
+        for (rid, pid) in due {
+            if let Some(p) = self.rooms.get_mut(&rid).and_then(|r| r.participants.get_mut(&pid)) {
+                if let Err(e) = p.pc.handle_timeout(now) {
+                    tracing::debug!(participant = %pid, error = %e, "timeout handling failed");
+                }
+                self.drain(now, &rid, &pid);
+            }
+        }
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.rooms.values_mut().flat_map(|r| r.participants.values_mut()).filter_map(|p| p.pc.poll_timeout()).min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<(RoomId, MediaEvent)> {
+        self.events.pop_front()
+    }
+
+    /// Takes everything a participant's connection has produced: datagrams, events, media.
+    fn drain(&mut self, now: Instant, room_id: &RoomId, pid: &ParticipantId) {
+        let mut media = Vec::new();
+        let mut keyframes_for_subscriber = false;
+        {
+            let Some(room) = self.rooms.get_mut(room_id) else { return };
+            let Some(p) = room.participants.get_mut(pid) else { return };
+            flush(&mut p.pc, &mut self.transmits);
+            while let Some(event) = p.pc.poll_event() {
+                match event {
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        let index = p.pc.get_transceivers().find(|&i| RTCRtpReceiverId::from(i) == init.receiver_id);
+                        let mid = index.and_then(|i| p.pc.rtp_transceiver(i).and_then(|t| t.mid().clone()));
+                        if let Some(track) = mid.and_then(|m| p.published.get(&m)) {
+                            p.receive_tracks.insert(init.track_id.clone(), track.clone());
+                        }
+                    }
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                        let mapped = match state {
+                            RTCPeerConnectionState::Connected => Some(ConnectionState::Connected),
+                            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Disconnected => {
+                                Some(ConnectionState::Failed)
+                            }
+                            _ => None,
+                        };
+                        if let Some(s) = mapped
+                            && s != p.state
+                        {
+                            p.state = s;
+                            keyframes_for_subscriber = s == ConnectionState::Connected;
+                            self.events.push_back((
+                                room_id.clone(),
+                                MediaEvent::ConnectionState { participant: pid.clone(), state: s },
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(m) = p.pc.poll_read() {
+                media.push(m.message);
+            }
+        }
+        if keyframes_for_subscriber {
+            let subs: Vec<TrackId> = self
+                .rooms
+                .get(room_id)
+                .and_then(|r| r.participants.get(pid))
+                .map(|p| p.subscriptions.keys().cloned().collect())
+                .unwrap_or_default();
+            for t in subs {
+                self.request_keyframe(now, room_id, &t);
+            }
+        }
+        for message in media {
+            match message {
+                RTCMessage::RtpPacket(rtc_track, packet) => self.forward(now, room_id, pid, &rtc_track, packet),
+                RTCMessage::RtcpPacket(rtc_track, packets) => {
+                    // Feedback from a subscriber about one of its downtracks, named by our track id.
+                    let wants_keyframe = packets.iter().any(|p| {
+                        p.as_any().downcast_ref::<PictureLossIndication>().is_some()
+                            || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
+                    });
+                    if wants_keyframe {
+                        self.request_keyframe(now, room_id, &TrackId(rtc_track));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one publisher packet to every subscriber allowed to receive it.
+    fn forward(&mut self, now: Instant, room_id: &RoomId, pid: &ParticipantId, rtc_track: &str, packet: rtc::rtp::Packet) {
+        let Some(room) = self.rooms.get_mut(room_id) else { return };
+        let Some(publisher) = room.participants.get(pid) else { return };
+        let Some(track_id) = publisher.receive_tracks.get(rtc_track).cloned() else { return };
+        let from_group = publisher.group.clone();
+        let Some(track) = room.tracks.get_mut(&track_id) else { return };
+        if track.media_ssrc.is_none() {
+            track.media_ssrc = Some(packet.header.ssrc);
+        }
+        let track_extensions = &track.extensions;
+        for (sid, sub) in room.participants.iter_mut() {
+            if sid == pid || !caucus_allows(from_group.as_deref(), sub.group.as_deref(), sub.sees_all_groups) {
+                continue;
+            }
+            let Some(down) = sub.subscriptions.get_mut(&track_id) else { continue };
+            if sub.state != ConnectionState::Connected {
+                continue;
+            }
+            let Some(&pt) = down.payload_types.get(&packet.header.payload_type) else {
+                if !down.warned {
+                    down.warned = true;
+                    tracing::warn!(track = %track_id, pt = packet.header.payload_type, "no matching codec towards subscriber {sid}");
+                }
+                continue;
+            };
+            let mut out = packet.clone();
+            out.header.ssrc = down.ssrc;
+            out.header.payload_type = pt;
+            out.header.extensions.retain_mut(|ext| {
+                match track_extensions.get(&ext.id).and_then(|uri| down.extensions.get(uri)) {
+                    Some(&id) => {
+                        ext.id = id;
+                        true
+                    }
+                    None => false,
+                }
+            });
+            out.header.extension = !out.header.extensions.is_empty();
+            let size = out.payload.len() as u64;
+            match sub.pc.rtp_sender(down.sender) {
+                Some(mut s) => match s.write_rtp(now, out) {
+                    Ok(()) => {
+                        self.counters.packets_forwarded += 1;
+                        self.counters.bytes_forwarded += size;
+                    }
+                    Err(e) => {
+                        self.counters.stack_errors += 1;
+                        tracing::trace!(error = %e, "forward failed");
+                    }
+                },
+                None => continue,
+            }
+            flush(&mut sub.pc, &mut self.transmits);
+        }
+    }
+}
+
+fn transceiver_with_mid(pc: &mut RTCPeerConnection, mid: &str) -> Option<usize> {
+    let count = pc.get_transceivers().count();
+    (0..count).find(|&i| pc.rtp_transceiver(i).is_some_and(|t| t.mid().as_deref() == Some(mid)))
+}
+
+fn flush(pc: &mut RTCPeerConnection, transmits: &mut VecDeque<Transmit>) {
+    while let Some(t) = pc.poll_write() {
+        transmits.push_back(Transmit { to: t.transport.peer_addr, bytes: t.message });
+    }
+}
+
+/// Publisher payload type → subscriber payload type, matching codecs by MIME type and fmtp.
+fn map_codecs(publisher: &[(RTCRtpCodec, u8)], subscriber: &[(RTCRtpCodec, u8)]) -> HashMap<u8, u8> {
+    let mut map = HashMap::new();
+    for (codec, pt) in publisher {
+        let same = |c: &&(RTCRtpCodec, u8)| c.0.mime_type.eq_ignore_ascii_case(&codec.mime_type);
+        let exact = subscriber.iter().filter(same).find(|c| c.0.sdp_fmtp_line == codec.sdp_fmtp_line);
+        if let Some((_, spt)) = exact.or_else(|| subscriber.iter().find(same)) {
+            map.insert(*pt, *spt);
+        }
+    }
+    map
+}
+
+fn rtc_kind(kind: Kind) -> RtpCodecKind {
+    match kind {
+        Kind::Audio => RtpCodecKind::Audio,
+        Kind::Video => RtpCodecKind::Video,
+    }
+}
+
+/// The `a=mid:` values of an SDP in m-line order.
+fn mids_in_order(sdp: &str) -> Vec<String> {
+    sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")).map(str::to_string).collect()
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
+}
+
+fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_default_codecs()?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())
+        // Being the DTLS server saves a round trip per join (see shared/recipes/webrtc-rs).
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .build();
+    RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .build(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caucus_gates_by_group() {
+        assert!(caucus_allows(None, None, false));
+        assert!(caucus_allows(Some("a"), Some("a"), false));
+        assert!(!caucus_allows(Some("a"), Some("b"), false));
+        assert!(!caucus_allows(None, Some("b"), false));
+        assert!(caucus_allows(Some("a"), Some("b"), true));
+    }
+
+    #[test]
+    fn mids_are_read_in_order() {
+        let sdp = "v=0\r\nm=audio 9 UDP\r\na=mid:0\r\nm=video 9 UDP\r\na=mid:1\r\nm=video\r\na=mid:x\r\n";
+        assert_eq!(mids_in_order(sdp), vec!["0", "1", "x"]);
+    }
+
+    #[test]
+    fn unroutable_and_garbage_datagrams_are_dropped() {
+        let mut core = WorkerCore::new("127.0.0.1:7000".parse().expect("addr"), Limits::default());
+        let now = Instant::now();
+        core.create_room(RoomId::from("r")).expect("room");
+        let perms = Permissions { publish: vec![Source::Microphone], subscribe: true, hidden: false };
+        core.add_participant(now, &RoomId::from("r"), ParticipantId::from("a"), ParticipantOptions {
+            permissions: perms,
+            group: None,
+            sees_all_groups: false,
+        })
+        .expect("participant");
+        let from: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
+        for len in [0usize, 1, 12, 20, 100, 1500] {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            core.handle_datagram(now, from, &junk);
+        }
+        assert_eq!(core.counters().datagrams_unrouted, 6);
+        assert!(core.poll_transmit().is_none());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits { participants_per_room: 1, tracks_per_participant: 1, rooms_per_worker: 1 };
+        let mut core = WorkerCore::new("127.0.0.1:7000".parse().expect("addr"), limits);
+        let now = Instant::now();
+        core.create_room(RoomId::from("r")).expect("room");
+        assert_eq!(core.create_room(RoomId::from("s")), Err(MediaError::TooManyRooms(1)));
+        let opts = ParticipantOptions {
+            permissions: Permissions { publish: vec![], subscribe: true, hidden: false },
+            group: None,
+            sees_all_groups: false,
+        };
+        core.add_participant(now, &RoomId::from("r"), ParticipantId::from("a"), opts.clone()).expect("first");
+        assert!(matches!(
+            core.add_participant(now, &RoomId::from("r"), ParticipantId::from("b"), opts),
+            Err(MediaError::RoomFull(1))
+        ));
+    }
+}

@@ -1,0 +1,35 @@
+//! jiefen-media: the selective forwarding unit.
+//!
+//! [`core`] is a sans-IO state machine per worker: datagrams, commands and time go in;
+//! datagrams to send and [`MediaEvent`]s come out. [`driver`] runs one core per worker thread,
+//! each owning one UDP socket. [`Media`] is the handle that signaling drives.
+//!
+//! This crate knows nothing of HTTP, SQL, Redis, tokens or JSON.
+
+pub mod core;
+pub mod driver;
+pub mod ids;
+pub mod stun;
+
+pub use crate::core::{IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, SubscribeIntent};
+pub use driver::{Media, MediaConfig, MediaStats, RoomHandle};
+pub use ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
+
+/// What the media plane tells signaling about a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A participant's offer announced a new track; subscribers may now ask for it.
+    TrackPublished(TrackInfo),
+    /// A track is gone (unpublished, or its publisher left).
+    TrackUnpublished(TrackId),
+    /// A participant's peer connection reached or lost the connected state.
+    ConnectionState { participant: ParticipantId, state: ConnectionState },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    /// ICE or DTLS failed or timed out; the participant should restart ICE or rejoin.
+    Failed,
+}

@@ -1,0 +1,282 @@
+//! Configuration: a TOML file (`--config`), then `JIEFEN_*` environment variables, then flags;
+//! later sources win. Every key is documented in `jiefen.example.toml`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Values given on the command line or in `JIEFEN_*` variables (clap merges those two).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "JIEFEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address (web app, REST API, signaling websocket).
+    #[arg(long, global = true, env = "JIEFEN_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database, the token signing key and recordings.
+    #[arg(long, global = true, env = "JIEFEN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// First UDP port of the media workers (worker i listens on media_port + i).
+    #[arg(long, global = true, env = "JIEFEN_MEDIA_PORT")]
+    pub media_port: Option<u16>,
+    /// Address announced in ICE candidates.
+    #[arg(long, global = true, env = "JIEFEN_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
+    /// Number of media worker threads (default: one per core).
+    #[arg(long, global = true, env = "JIEFEN_MEDIA_WORKERS")]
+    pub media_workers: Option<usize>,
+    /// `postgres://...` for PostgreSQL, `sqlite:...` or nothing for the embedded database.
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// `redis://...` switches the session store to Redis.
+    #[arg(long, global = true, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, env = "JIEFEN_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Secret for signing join tokens (shared by all nodes); generated into the data dir if unset.
+    #[arg(long, global = true, env = "JIEFEN_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+    /// Base URL put into join links (default: http://<listen>).
+    #[arg(long, global = true, env = "JIEFEN_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The file's shape. Unknown keys are an error so that a typo never goes unnoticed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    media_port: Option<u16>,
+    public_ip: Option<IpAddr>,
+    media_workers: Option<usize>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    log_format: Option<LogFormat>,
+    token_secret: Option<String>,
+    public_url: Option<String>,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    participants_per_room: Option<usize>,
+    rooms_per_node: Option<usize>,
+    max_message_bytes: Option<usize>,
+    messages_per_second: Option<u32>,
+    reconnect_window_secs: Option<u64>,
+}
+
+/// Explicit limits; exceeding one gives a clear refusal.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub participants_per_room: usize,
+    pub rooms_per_node: usize,
+    pub max_message_bytes: usize,
+    pub messages_per_second: u32,
+    pub reconnect_window: Duration,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub media_port: u16,
+    pub public_ip: IpAddr,
+    pub media_workers: usize,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub log_format: LogFormat,
+    pub token_secret: Option<String>,
+    pub public_url: Option<String>,
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for Config {
+    // Secrets (token secret, passwords inside URLs) never reach the logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("media_port", &self.media_port)
+            .field("public_ip", &self.public_ip)
+            .field("media_workers", &self.media_workers)
+            .field("database", &self.database_url.as_deref().map(redact_url))
+            .field("redis", &self.redis_url.as_deref().map(redact_url))
+            .field("token_secret", &self.token_secret.as_ref().map(|_| "<redacted>"))
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Hides the password part of `scheme://user:password@host`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is malformed: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let media_workers = args.media_workers.or(file.media_workers).unwrap_or(cores);
+        if media_workers == 0 || media_workers > 256 {
+            return Err(ConfigError::Invalid(format!(
+                "media_workers must be between 1 and 256, got {media_workers}"
+            )));
+        }
+        let media_port = args.media_port.or(file.media_port).unwrap_or(7880);
+        if usize::from(media_port) + media_workers > 65536 {
+            return Err(ConfigError::Invalid("media_port + media_workers exceeds 65535".into()));
+        }
+        let database_url = args.database_url.clone().or(file.database_url).filter(|u| !u.is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "DATABASE_URL must start with postgres:// or sqlite:, got {}",
+                redact_url(url)
+            )));
+        }
+        let redis_url = args.redis_url.clone().or(file.redis_url).filter(|u| !u.is_empty());
+        let l = file.limits;
+        Ok(Config {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
+            media_port,
+            public_ip: args.public_ip.or(file.public_ip).unwrap_or(IpAddr::from([127, 0, 0, 1])),
+            media_workers,
+            database_url,
+            redis_url,
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            token_secret: args.token_secret.clone().or(file.token_secret),
+            public_url: args.public_url.clone().or(file.public_url),
+            limits: Limits {
+                participants_per_room: l.participants_per_room.unwrap_or(30),
+                rooms_per_node: l.rooms_per_node.unwrap_or(500),
+                max_message_bytes: l.max_message_bytes.unwrap_or(64 * 1024),
+                messages_per_second: l.messages_per_second.unwrap_or(50),
+                reconnect_window: Duration::from_secs(l.reconnect_window_secs.unwrap_or(30)),
+            },
+        })
+    }
+
+    /// The URL people open: the configured public URL or the listen address.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The effective database URL: the configured one or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("jiefen.db").display()),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ConfigArgs {
+        ConfigArgs::default()
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_local() {
+        let c = Config::load(&args()).expect("defaults load");
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(c.database_url, None);
+        assert!(c.effective_database_url().starts_with("sqlite://data/jiefen.db"));
+        assert_eq!(c.limits.reconnect_window, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nmedia_port = 9100\n[limits]\nparticipants_per_room = 4\n")
+            .expect("write");
+        let mut a = args();
+        a.config = Some(path);
+        a.media_port = Some(9200);
+        let c = Config::load(&a).expect("loads");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.media_port, 9200);
+        assert_eq!(c.limits.participants_per_room, 4);
+    }
+
+    #[test]
+    fn unknown_key_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9000\"\n").expect("write");
+        let mut a = args();
+        a.config = Some(path.clone());
+        let err = Config::load(&a).expect_err("typo refused").to_string();
+        assert!(err.contains("lisen"), "{err}");
+        std::fs::write(&path, "listen = 12\n").expect("write");
+        assert!(matches!(Config::load(&a), Err(ConfigError::Parse { .. })));
+        let mut b = args();
+        b.database_url = Some("mysql://x".into());
+        assert!(matches!(Config::load(&b), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        let mut a = args();
+        a.token_secret = Some("topsecret".into());
+        a.database_url = Some("postgres://u:pw@h/db".into());
+        let c = Config::load(&a).expect("loads");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains(":pw@"), "{shown}");
+    }
+}

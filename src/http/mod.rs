@@ -1,0 +1,42 @@
+//! The HTTP surface: `app(state) -> Router`, one `router()` per module, merged here.
+
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod orgs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use jiefen_signaling::Signaling;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::db::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub signaling: Signaling,
+    pub metrics: Arc<metrics::HttpMetrics>,
+    pub web_dir: PathBuf,
+}
+
+pub fn app(state: AppState) -> Router {
+    let index = state.web_dir.join("index.html");
+    let web = ServeDir::new(&state.web_dir).fallback(ServeFile::new(&index));
+    let api = Router::new()
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(openapi::router())
+        .merge(orgs::router())
+        .with_state(state.clone());
+    Router::new()
+        .merge(api)
+        .merge(jiefen_signaling::ws::router(state.signaling.clone()))
+        // `/join?token=...` and every other page path are the single-page app.
+        .route_service("/join", ServeFile::new(&index))
+        .fallback_service(web)
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::count_requests))
+}

@@ -1,0 +1,32 @@
+//! The join-token signing secret: from config, or generated once into the data dir.
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::RngCore;
+
+const KEY_FILE: &str = "token.key";
+
+/// Reads `<data_dir>/token.key`, creating it (mode 0600) on first use.
+pub fn load_or_create(data_dir: &Path) -> std::io::Result<Vec<u8>> {
+    let path = data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text.trim().as_bytes().to_vec()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options.open(&path)?;
+            f.write_all(hex.as_bytes())?;
+            Ok(hex.into_bytes())
+        }
+        Err(e) => Err(e),
+    }
+}

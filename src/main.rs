@@ -1,0 +1,135 @@
+//! The `jiefen` binary: `serve`, `token`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use jiefen::config::{Config, ConfigArgs, LogFormat};
+use jiefen::server::{Server, StartOptions, default_web_dir, token_key};
+use jiefen_signaling::{Role, TokenRequest};
+
+#[derive(Parser)]
+#[command(name = "jiefen", version, about = "jiefen (解纷): online dispute resolution with video mediation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the web app, the API, signaling and media (the default).
+    Serve {
+        /// Do not seed the demo organisation into an empty database.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// Mint a join token for an ad-hoc room and print {"token", "url"}.
+    Token {
+        #[arg(long)]
+        room: String,
+        #[arg(long)]
+        identity: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["party", "mediator", "official", "observer"])]
+        role: String,
+        /// The holder waits in the lobby until a mediator admits it (parties only).
+        #[arg(long)]
+        lobby: bool,
+        /// Lifetime, e.g. 2h, 30m.
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    init_logging(config.log_format);
+    match cli.command.unwrap_or(Command::Serve { no_demo: false }) {
+        Command::Serve { no_demo } => serve(config, !no_demo),
+        Command::Token { room, identity, name, role, lobby, ttl } => {
+            let Some(role) = Role::parse(&role) else { return fail("role must be party, mediator, official or observer") };
+            let key = match token_key(&config) {
+                Ok(k) => k,
+                Err(e) => return fail(&e.to_string()),
+            };
+            let request = TokenRequest { room, identity, name, role, lobby, ttl, case_id: None };
+            match key.mint(&request) {
+                Ok(token) => {
+                    let url = format!("{}/join?token={token}", config.base_url());
+                    println!("{}", serde_json::json!({ "token": token, "url": url }));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("jiefen: {message}");
+    ExitCode::from(2)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(config: Config, demo: bool) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let server = match Server::start(&config, StartOptions { demo, web_dir: default_web_dir() }).await {
+            Ok(s) => s,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let url = format!("http://{}", server.local_addr);
+        tracing::info!(config = ?config, "starting");
+        println!("jiefen is running: open {url}/");
+        if let Some(password) = &server.first_admin_password {
+            println!("first start: admin account 'admin', one-time password: {password}");
+        }
+        if server.demo_seeded {
+            println!("demo data seeded (one district, three streets, six communities); start with --no-demo to skip");
+        }
+        match server.run(shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("server error: {e}")),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested: draining");
+}

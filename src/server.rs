@@ -1,0 +1,140 @@
+//! Starting and stopping a whole node: database, session store, media workers, signaling, HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiefen_media::{Media, MediaConfig};
+use jiefen_signaling::{MemoryStore, RedisStore, SessionStore, Signaling, SignalingConfig, SignalingLimits, TokenKey};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, redact_url};
+use crate::db::Db;
+use crate::http::{AppState, app};
+
+/// A start-up failure, each named so that `main` prints one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path} is not usable: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("database {url}: {source}")]
+    Database { url: String, source: crate::db::DbError },
+    #[error("session store {url}: {source}")]
+    SessionStore { url: String, source: jiefen_signaling::store::StoreError },
+    #[error("media: {0}")]
+    Media(jiefen_media::MediaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+pub struct Server {
+    pub state: AppState,
+    pub listener: TcpListener,
+    pub local_addr: SocketAddr,
+    /// The admin password, on the very first start only.
+    pub first_admin_password: Option<String>,
+    pub demo_seeded: bool,
+}
+
+pub struct StartOptions {
+    pub demo: bool,
+    pub web_dir: PathBuf,
+}
+
+/// The web app folder: `JIEFEN_WEB_DIR`, or `web/` beside the binary's sources.
+pub fn default_web_dir() -> PathBuf {
+    std::env::var_os("JIEFEN_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")))
+}
+
+pub fn token_key(config: &Config) -> Result<TokenKey, StartError> {
+    let secret = match &config.token_secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            ensure_data_dir(config)?;
+            crate::keys::load_or_create(&config.data_dir)
+                .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?
+        }
+    };
+    Ok(TokenKey::from_secret(&secret))
+}
+
+fn ensure_data_dir(config: &Config) -> Result<(), StartError> {
+    let path = &config.data_dir;
+    std::fs::create_dir_all(path).map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+    // Prove it is writable now rather than at the first recording.
+    let probe = path.join(".write-probe");
+    std::fs::write(&probe, b"ok").map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+impl Server {
+    pub async fn start(config: &Config, options: StartOptions) -> Result<Server, StartError> {
+        ensure_data_dir(config)?;
+        let key = token_key(config)?;
+        let url = config.effective_database_url();
+        let db = Db::connect_and_migrate(&url)
+            .await
+            .map_err(|source| StartError::Database { url: redact_url(&url), source })?;
+        let first_admin_password = crate::bootstrap::ensure_admin(&db)
+            .await
+            .map_err(|source| StartError::Database { url: redact_url(&url), source })?;
+        let demo_seeded = if options.demo {
+            crate::bootstrap::seed_demo(&db).await.map_err(|source| StartError::Database { url: redact_url(&url), source })?
+        } else {
+            false
+        };
+        let store = match &config.redis_url {
+            Some(url) => SessionStore::Redis(
+                RedisStore::connect(url).await.map_err(|source| StartError::SessionStore { url: redact_url(url), source })?,
+            ),
+            None => SessionStore::Memory(MemoryStore::default()),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let bind_ip = if config.public_ip.is_loopback() { config.public_ip } else { std::net::IpAddr::from([0, 0, 0, 0]) };
+        let media = Media::start(MediaConfig {
+            bind_ip,
+            public_ip: config.public_ip,
+            first_port: config.media_port,
+            workers: config.media_workers,
+            limits: jiefen_media::Limits {
+                participants_per_room: config.limits.participants_per_room,
+                tracks_per_participant: 3,
+                rooms_per_worker: config.limits.rooms_per_node,
+            },
+        })
+        .map_err(StartError::Media)?;
+        let signaling = Signaling::new(
+            media,
+            key,
+            store,
+            SignalingConfig {
+                node_id: format!("node-{}", local_addr.port()),
+                limits: SignalingLimits {
+                    participants_per_room: config.limits.participants_per_room,
+                    rooms_per_node: config.limits.rooms_per_node,
+                    max_message_bytes: config.limits.max_message_bytes,
+                    messages_per_second: config.limits.messages_per_second,
+                    ..SignalingLimits::default()
+                },
+            },
+        );
+        let state = AppState { db, signaling, metrics: Arc::default(), web_dir: options.web_dir };
+        Ok(Server { state, listener, local_addr, first_admin_password, demo_seeded })
+    }
+
+    /// Serves until `shutdown` resolves, then drains: no new joins, clients told to go, in-flight HTTP finished.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let signaling = self.state.signaling.clone();
+        let router = app(self.state);
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                signaling.drain();
+            })
+            .await
+    }
+}
