@@ -23,7 +23,14 @@ pub fn load_or_create(data_dir: &Path) -> std::io::Result<Vec<u8>> {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            let mut f = options.open(&path)?;
+            let mut f = match options.open(&path) {
+                Ok(f) => f,
+                // Another process (a server and `jiefen token`) created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Ok(std::fs::read_to_string(&path)?.trim().as_bytes().to_vec());
+                }
+                Err(e) => return Err(e),
+            };
             f.write_all(hex.as_bytes())?;
             Ok(hex.into_bytes())
         }

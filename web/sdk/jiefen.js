@@ -1,0 +1,312 @@
+// jiefen client SDK: wraps the signaling protocol (docs/signaling.md) and one RTCPeerConnection.
+// Plain ES module, no dependencies. See docs/sdk.md.
+//
+//   import { JiefenClient } from '/sdk/jiefen.js';
+//   const c = new JiefenClient({ token });
+//   c.addEventListener('track', e => ...);   // e.detail: { trackId, publisher, source, kind, track, stream }
+//   await c.connect();                        // resolves 'joined' or 'lobby'
+//   await c.publish(stream);                  // microphone + camera from getUserMedia
+
+export const PROTOCOL_VERSION = 1;
+
+const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
+
+export class JiefenError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class JiefenClient extends EventTarget {
+  constructor({ token, url } = {}) {
+    super();
+    if (!token) throw new JiefenError('token_invalid', 'a join token is required');
+    this.token = token;
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.url = url || `${proto}//${location.host}/rtc/v1/ws`;
+    this.ws = null;
+    this.pc = null;
+    this.state = 'new'; // new | connecting | lobby | joined | reconnecting | closed
+    this.self = null; // { identity, name, role, roomAdmin }
+    this.participants = new Map(); // identity -> info
+    this.tracks = new Map(); // track id -> { id, publisher, kind, source }
+    this.lobby = [];
+    this.recording = false;
+    this.caucus = {};
+    this.local = new Map(); // source -> { track, transceiver }
+    this.subscriptions = new Map(); // track id -> transceiver
+    this.midToTrack = new Map();
+    this.negotiating = Promise.resolve();
+    this.pendingAnswer = null;
+    this.closedByUs = false;
+    this.attempt = 0;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  // Opens the websocket and joins. Resolves with 'joined' or 'lobby'; rejects with a JiefenError.
+  connect() {
+    this.state = this.state === 'reconnecting' ? 'reconnecting' : 'connecting';
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', token: this.token, protocol: PROTOCOL_VERSION }));
+      ws.onmessage = ev => {
+        let m;
+        try { m = JSON.parse(ev.data); } catch { return; }
+        if (!settled && m.type === 'error') {
+          settled = true;
+          reject(new JiefenError(m.code, m.message));
+          return;
+        }
+        if (!settled && (m.type === 'joined' || m.type === 'lobby_waiting')) {
+          settled = true;
+          resolve(m.type === 'joined' ? 'joined' : 'lobby');
+        }
+        this.onMessage(m);
+      };
+      ws.onerror = () => {};
+      ws.onclose = ev => {
+        if (!settled) {
+          settled = true;
+          reject(new JiefenError('unavailable', `connection closed (${ev.code})`));
+          return;
+        }
+        this.onSocketClosed(ev);
+      };
+    });
+  }
+
+  send(m) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  }
+
+  onMessage(m) {
+    switch (m.type) {
+      case 'joined': return this.onJoined(m);
+      case 'lobby_waiting': this.state = 'lobby'; return this.emit('lobby', {});
+      case 'lobby': this.lobby = m.waiting; return this.emit('lobbychange', { waiting: m.waiting });
+      case 'refused': this.state = 'closed'; return this.emit('refused', {});
+      case 'answer': if (this.pendingAnswer) { this.pendingAnswer.resolve(m.sdp); this.pendingAnswer = null; } return;
+      case 'participant_joined':
+        this.participants.set(m.participant.identity, m.participant);
+        return this.emit('participants', { participants: [...this.participants.values()] });
+      case 'participant_updated':
+        this.participants.set(m.participant.identity, m.participant);
+        if (this.self && m.participant.identity === this.self.identity) this.self.group = m.participant.group;
+        return this.emit('participants', { participants: [...this.participants.values()] });
+      case 'participant_left':
+        this.participants.delete(m.identity);
+        return this.emit('participants', { participants: [...this.participants.values()] });
+      case 'track_published':
+        this.tracks.set(m.track.id, m.track);
+        return this.renegotiate();
+      case 'track_unpublished':
+        this.tracks.delete(m.track);
+        this.emit('trackended', { trackId: m.track });
+        return this.renegotiate();
+      case 'chat': return this.emit('chat', m);
+      case 'recording': this.recording = m.recording; return this.emit('recording', { recording: m.recording, by: m.by });
+      case 'mute_requested': return this.emit('muterequested', { source: m.source, by: m.by });
+      case 'caucus': this.caucus = m.groups; return this.emit('caucus', { groups: m.groups });
+      case 'connection_state': return this.emit('connectionstate', { state: m.state });
+      case 'removed': this.closedByUs = true; this.state = 'closed'; return this.emit('removed', { reason: m.reason });
+      case 'session_ended': this.closedByUs = true; this.state = 'closed'; return this.emit('ended', { by: m.by });
+      case 'going_away': return this.emit('goingaway', {});
+      case 'error': return this.emit('error', { code: m.code, message: m.message });
+      default: return;
+    }
+  }
+
+  onJoined(m) {
+    const rejoin = this.state === 'reconnecting' || this.self !== null;
+    this.state = 'joined';
+    this.attempt = 0;
+    this.self = { identity: m.identity, name: m.name, role: m.role, roomAdmin: m.room_admin, group: null };
+    this.room = m.room;
+    this.participants = new Map(m.participants.map(p => [p.identity, p]));
+    this.tracks = new Map(m.tracks.map(t => [t.id, t]));
+    this.lobby = m.lobby;
+    this.recording = m.recording;
+    if (rejoin) this.resetPeerConnection();
+    this.ensurePeerConnection();
+    this.emit('joined', { self: this.self, participants: [...this.participants.values()], recording: this.recording, lobby: this.lobby, rejoined: rejoin });
+    // Re-attach local tracks on a new connection after a reconnect.
+    if (rejoin) {
+      for (const [source, l] of this.local) {
+        l.transceiver = this.pc.addTransceiver(l.track, { direction: 'sendonly', streams: [l.stream] });
+        if (source === 'camera') preferCodecs(l.transceiver);
+      }
+    }
+    this.renegotiate();
+  }
+
+  ensurePeerConnection() {
+    if (this.pc) return this.pc;
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = pc;
+    pc.ontrack = ev => {
+      const mid = ev.transceiver.mid;
+      const trackId = this.midToTrack.get(mid);
+      const info = trackId && this.tracks.get(trackId);
+      const stream = ev.streams[0] || new MediaStream([ev.track]);
+      this.emit('track', { trackId, publisher: info ? info.publisher : (ev.streams[0] && ev.streams[0].id), source: info && info.source, kind: ev.track.kind, track: ev.track, stream });
+    };
+    pc.onconnectionstatechange = () => {
+      this.emit('mediastate', { state: pc.connectionState });
+      if (pc.connectionState === 'failed' && this.state === 'joined') this.reconnect();
+    };
+    return pc;
+  }
+
+  resetPeerConnection() {
+    if (this.pc) { try { this.pc.close(); } catch {} }
+    this.pc = null;
+    this.subscriptions.clear();
+    this.midToTrack.clear();
+  }
+
+  // Publishes every track of a stream (microphone, camera) or a screen-share stream.
+  async publish(stream, { screen = false } = {}) {
+    this.ensurePeerConnection();
+    for (const track of stream.getTracks()) {
+      const source = screen ? 'screen' : (track.kind === 'audio' ? 'microphone' : 'camera');
+      if (this.local.has(source)) await this.unpublish(source);
+      const transceiver = this.pc.addTransceiver(track, {
+        direction: 'sendonly',
+        streams: [stream],
+      });
+      if (track.kind === 'video') preferCodecs(transceiver);
+      this.local.set(source, { track, stream, transceiver });
+    }
+    return this.renegotiate();
+  }
+
+  async unpublish(source) {
+    const l = this.local.get(source);
+    if (!l) return;
+    this.local.delete(source);
+    try { l.transceiver.sender.replaceTrack(null); l.transceiver.direction = 'inactive'; } catch {}
+    return this.renegotiate();
+  }
+
+  setMuted(source, muted) {
+    const l = this.local.get(source);
+    if (l) l.track.enabled = !muted;
+    this.send({ type: 'mute', source, muted });
+  }
+
+  // Serialised offer/answer: every change of tracks goes through here.
+  renegotiate() {
+    this.negotiating = this.negotiating.then(() => this.negotiate()).catch(e => this.emit('error', { code: 'bad_offer', message: String(e && e.message || e) }));
+    return this.negotiating;
+  }
+
+  async negotiate() {
+    if (this.state !== 'joined' || !this.pc) return;
+    const pc = this.pc;
+    // A receive-only m-line for each room track we may see and do not yet have.
+    for (const [id, t] of this.tracks) {
+      if (t.publisher === this.self.identity || this.subscriptions.has(id)) continue;
+      const tr = pc.addTransceiver(t.kind, { direction: 'recvonly' });
+      this.subscriptions.set(id, tr);
+    }
+    for (const [id, tr] of [...this.subscriptions]) {
+      if (!this.tracks.has(id)) { this.subscriptions.delete(id); try { tr.direction = 'inactive'; } catch {} }
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const publish = [];
+    for (const [source, l] of this.local) if (l.transceiver.mid !== null) publish.push({ mid: l.transceiver.mid, source });
+    const subscribe = [];
+    this.midToTrack.clear();
+    for (const [id, tr] of this.subscriptions) {
+      if (tr.mid !== null) { subscribe.push({ mid: tr.mid, track: id }); this.midToTrack.set(tr.mid, id); }
+    }
+    const answer = new Promise((resolve, reject) => {
+      this.pendingAnswer = { resolve, reject };
+      setTimeout(() => reject(new Error('no answer within 10 s')), 10000);
+    });
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp, publish, subscribe });
+    const sdp = await answer;
+    if (this.pc !== pc) return;
+    await pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  chat(text) { this.send({ type: 'chat', text }); }
+  admit(identity) { this.send({ type: 'admit', identity }); }
+  refuse(identity) { this.send({ type: 'refuse', identity }); }
+  muteParticipant(identity, source = 'microphone') { this.send({ type: 'mute_participant', identity, source }); }
+  remove(identity) { this.send({ type: 'remove', identity }); }
+  setRecording(recording) { this.send({ type: 'set_recording', recording }); }
+  setCaucus(groups) { this.send({ type: 'set_caucus', groups }); }
+  joinCaucusGroup(group) { this.send({ type: 'join_caucus_group', group }); }
+  endCaucus() { this.send({ type: 'end_caucus' }); }
+  endSession() { this.send({ type: 'end_session' }); }
+
+  leave() {
+    this.closedByUs = true;
+    this.state = 'closed';
+    this.send({ type: 'leave' });
+    try { this.ws && this.ws.close(); } catch {}
+    this.resetPeerConnection();
+    for (const l of this.local.values()) l.track.stop();
+    this.local.clear();
+  }
+
+  onSocketClosed() {
+    if (this.closedByUs || this.state === 'closed') { this.emit('closed', {}); return; }
+    this.reconnect();
+  }
+
+  // Rejoins with the same token: same seat on the server, a new peer connection here.
+  async reconnect() {
+    if (this.state === 'reconnecting' || this.state === 'closed') return;
+    this.state = 'reconnecting';
+    this.emit('reconnecting', {});
+    try { this.ws && this.ws.close(); } catch {}
+    while (this.state === 'reconnecting') {
+      const delay = RECONNECT_DELAYS_MS[Math.min(this.attempt, RECONNECT_DELAYS_MS.length - 1)];
+      this.attempt++;
+      await new Promise(r => setTimeout(r, delay));
+      try {
+        await this.connect();
+        this.emit('reconnected', {});
+        return;
+      } catch (e) {
+        if (e.code === 'token_expired' || e.code === 'token_invalid' || e.code === 'forbidden') {
+          this.state = 'closed';
+          this.emit('error', { code: e.code, message: e.message });
+          return;
+        }
+        this.state = 'reconnecting';
+        if (this.attempt > 30) { this.state = 'closed'; this.emit('closed', {}); return; }
+      }
+    }
+  }
+}
+
+// Prefer VP8, then H.264: every browser decodes them; Safari/WeChat lack VP8 hardware and pick H.264.
+function preferCodecs(transceiver) {
+  if (!window.RTCRtpSender || !RTCRtpSender.getCapabilities || !transceiver.setCodecPreferences) return;
+  const caps = RTCRtpSender.getCapabilities('video');
+  if (!caps) return;
+  const rank = c => (/vp8/i.test(c.mimeType) ? 0 : /h264/i.test(c.mimeType) ? 1 : /rtx|red|ulpfec/i.test(c.mimeType) ? 3 : 2);
+  const codecs = [...caps.codecs].sort((a, b) => rank(a) - rank(b));
+  try { transceiver.setCodecPreferences(codecs); } catch {}
+}
+
+// Decodes a JWT's claims for display (the server verifies; this does not).
+export function peekClaims(token) {
+  try {
+    const b64 = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(atob(b64).split('').map(c => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''));
+    return JSON.parse(json);
+  } catch {
+    return null;
+  }
+}
