@@ -105,7 +105,7 @@ impl Db {
             }
             Backend::Postgres => {
                 sqlx::query_as::<_, (String, String, String, i64)>(
-                    "select table_name::text, column_name::text, data_type::text, (is_nullable = 'YES')::int8 \
+                    "select table_name::text, column_name::text, data_type::text, (case when is_nullable = 'YES' then 1 else 0 end)::int8 \
                      from information_schema.columns \
                      where table_schema = current_schema() and table_name not like '_sqlx%'",
                 )

@@ -1,0 +1,50 @@
+//! Helpers shared by the integration tests: real PostgreSQL from `JIEFEN_TEST_DATABASE_URL`
+//! (scripts/test.sh starts one), a fresh database per test, and a tiny HTTP client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The PostgreSQL base URL, or `None` (then the test is skipped, loudly) unless services are required.
+pub fn pg_base_url() -> Option<String> {
+    match std::env::var("JIEFEN_TEST_DATABASE_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("JIEFEN_REQUIRE_SERVICES").is_err(),
+                "JIEFEN_TEST_DATABASE_URL is required (scripts/test.sh sets it)"
+            );
+            eprintln!("SKIPPED: no JIEFEN_TEST_DATABASE_URL; run scripts/test.sh for the PostgreSQL half");
+            None
+        }
+    }
+}
+
+/// Creates an empty database for one test and returns its URL.
+pub async fn fresh_pg_database() -> Option<String> {
+    let base = pg_base_url()?;
+    sqlx::any::install_default_drivers();
+    let name = format!("t_{}", rand::random::<u64>());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base).await.expect("connect to test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(&mut conn).await.expect("create database");
+    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+    Some(format!("{prefix}/{name}"))
+}
+
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("test.db").display())
+}
+
+/// GET over plain HTTP/1.1; returns (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
