@@ -13,6 +13,7 @@ const claims = token ? peekClaims(token) : null;
 let client = null;
 let localStream = null;
 let meterStop = null;
+let previewReady = Promise.resolve();
 let joinMode = 'full'; // full | audio-only | no-camera
 const state = { audioMuted: false, videoOff: false, screen: null, tiles: new Map() };
 
@@ -214,6 +215,8 @@ async function join() {
   $('join').disabled = true;
   $('join').textContent = t('joining');
   $('join-error').hidden = true;
+  // Publish what the device check found: wait for it if the button was pressed early.
+  await previewReady;
   client = new JiefenClient({ token });
   window.jiefen = { client };
   wire(client);
@@ -357,12 +360,12 @@ function main() {
     $('join-error').textContent = t('error_token_expired');
     $('join-error').hidden = false;
   }
-  startPreview();
-  $('camera-select').onchange = startPreview;
-  $('mic-select').onchange = startPreview;
+  previewReady = startPreview();
+  $('camera-select').onchange = () => { previewReady = startPreview(); };
+  $('mic-select').onchange = () => { previewReady = startPreview(); };
   $('speaker-test').onclick = speakerTest;
-  $('retry-devices').onclick = () => { joinMode = 'full'; startPreview(); };
-  $('join-audio-only').onclick = () => { joinMode = 'audio-only'; startPreview(); };
+  $('retry-devices').onclick = () => { joinMode = 'full'; previewReady = startPreview(); };
+  $('join-audio-only').onclick = () => { joinMode = 'audio-only'; previewReady = startPreview(); };
   $('join').onclick = join;
   $('toggle-audio').onclick = toggleAudio;
   $('toggle-video').onclick = toggleVideo;

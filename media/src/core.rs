@@ -30,6 +30,8 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDi
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use crate::forwarder::Forwarder;
+use crate::keyframe::{VideoCodec, is_keyframe};
 use crate::ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
 use crate::{ConnectionState, MediaEvent, stun};
 
@@ -121,6 +123,8 @@ struct PublishedTrack {
     media_ssrc: Option<u32>,
     /// Header extension id → URI, as negotiated with the publisher.
     extensions: HashMap<u8, String>,
+    /// Payload type → codec, as negotiated with the publisher.
+    codecs: HashMap<u8, VideoCodec>,
     last_keyframe_request: Option<Instant>,
 }
 
@@ -134,6 +138,9 @@ struct Downtrack {
     extensions: HashMap<String, u8>,
     /// Payload types we failed to map, so the warning is logged once.
     warned: bool,
+    forwarder: Forwarder,
+    /// Video only: drop until a keyframe arrives (new subscription, or resuming after a gap).
+    needs_keyframe: bool,
 }
 
 struct Participant {
@@ -151,6 +158,8 @@ struct Participant {
     receive_tracks: HashMap<String, TrackId>,
     subscriptions: HashMap<TrackId, Downtrack>,
     state: ConnectionState,
+    /// Distinguishes this seat from earlier ones of the same identity.
+    seat: u64,
 }
 
 #[derive(Default)]
@@ -174,6 +183,7 @@ pub struct WorkerCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<(RoomId, MediaEvent)>,
     counters: CoreCounters,
+    next_seat: u64,
 }
 
 /// Options when adding a participant.
@@ -202,6 +212,7 @@ impl WorkerCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: CoreCounters::default(),
+            next_seat: 1,
         }
     }
 
@@ -264,6 +275,8 @@ impl WorkerCore {
         };
         let pc = new_peer_connection(now, &credentials).map_err(|e| MediaError::BadOffer(e.to_string()))?;
         self.by_ufrag.insert(credentials.ufrag.clone(), (room_id.clone(), pid.clone()));
+        let seat = self.next_seat;
+        self.next_seat += 1;
         room.participants.insert(
             pid,
             Participant {
@@ -277,6 +290,7 @@ impl WorkerCore {
                 receive_tracks: HashMap::new(),
                 subscriptions: HashMap::new(),
                 state: ConnectionState::Connecting,
+                seat,
             },
         );
         Ok(credentials)
@@ -363,7 +377,12 @@ impl WorkerCore {
         for intent in &offer.subscribe {
             let already = room.participants.get(pid).is_some_and(|p| p.subscriptions.contains_key(&intent.track));
             if !already {
-                let track = room.tracks.get(&intent.track).ok_or_else(|| MediaError::UnknownTrack(intent.track.clone()))?;
+                // A track unpublished while this offer was on its way: its m-line stays unbound
+                // (answered inactive) and the client drops it at its next offer.
+                let Some(track) = room.tracks.get(&intent.track) else {
+                    tracing::debug!(track = %intent.track, "subscription to a track that is gone");
+                    continue;
+                };
                 if &track.info.publisher == pid {
                     return Err(MediaError::NotPermitted("subscribing to one's own track".into()));
                 }
@@ -458,7 +477,15 @@ impl WorkerCore {
             };
             p.subscriptions.insert(
                 track_id.clone(),
-                Downtrack { sender, ssrc, payload_types: HashMap::new(), extensions, warned: false },
+                Downtrack {
+                    sender,
+                    ssrc,
+                    payload_types: HashMap::new(),
+                    extensions,
+                    warned: false,
+                    forwarder: Forwarder::new(rand::random::<u16>()),
+                    needs_keyframe: true,
+                },
             );
         }
         // Subscriptions the client dropped from its offer.
@@ -481,20 +508,25 @@ impl WorkerCore {
                 return Err(MediaError::BadOffer(format!("published m-line {} not found", intent.mid)));
             };
             let receiver = RTCRtpReceiverId::from(idx);
-            let extensions = p
+            let (extensions, codecs) = p
                 .pc
                 .rtp_receiver(receiver)
                 .map(|mut r| {
-                    r.get_parameters().rtp_parameters.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect()
+                    let params = &r.get_parameters().rtp_parameters;
+                    (
+                        params.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect(),
+                        params.codecs.iter().map(|c| (c.payload_type, VideoCodec::from_mime(&c.rtp_codec.mime_type))).collect(),
+                    )
                 })
                 .unwrap_or_default();
-            let track_id = TrackId::new(pid, &intent.mid);
+            let track_id = TrackId::new(pid, p.seat, &intent.mid);
             p.published.insert(intent.mid.clone(), track_id.clone());
             new_tracks.push(PublishedTrack {
                 info: TrackInfo { id: track_id, publisher: pid.clone(), kind: intent.source.kind(), source: intent.source },
                 receiver,
                 media_ssrc: None,
                 extensions,
+                codecs,
                 last_keyframe_request: None,
             });
         }
@@ -512,9 +544,6 @@ impl WorkerCore {
         self.map_payload_types(room_id, pid);
         for t in unpublished {
             self.unpublish(room_id, &t);
-        }
-        for intent in &new_subscriptions {
-            self.request_keyframe(now, room_id, &intent.track);
         }
         self.drain(now, room_id, pid);
         Ok(sdp)
@@ -566,6 +595,7 @@ impl WorkerCore {
             return;
         }
         track.last_keyframe_request = Some(now);
+        tracing::debug!(track = %track_id, media_ssrc, "keyframe request");
         let receiver = track.receiver;
         let publisher = track.info.publisher.clone();
         let Some(p) = room.participants.get_mut(&publisher) else { return };
@@ -604,6 +634,9 @@ impl WorkerCore {
             },
             message: BytesMut::from(data),
         };
+        if data.len() > 8 && (200..=206).contains(&data[1]) {
+            tracing::trace!(participant = %pid, pt = data[1], len = data.len(), "srtcp in");
+        }
         if let Err(e) = p.pc.handle_read(msg) {
             self.counters.stack_errors += 1;
             tracing::debug!(participant = %pid, error = %e, "dropped an unreadable datagram");
@@ -699,14 +732,28 @@ impl WorkerCore {
         for message in media {
             match message {
                 RTCMessage::RtpPacket(rtc_track, packet) => self.forward(now, room_id, pid, &rtc_track, packet),
-                RTCMessage::RtcpPacket(rtc_track, packets) => {
-                    // Feedback from a subscriber about one of its downtracks, named by our track id.
-                    let wants_keyframe = packets.iter().any(|p| {
-                        p.as_any().downcast_ref::<PictureLossIndication>().is_some()
-                            || p.as_any().downcast_ref::<FullIntraRequest>().is_some()
-                    });
-                    if wants_keyframe {
-                        self.request_keyframe(now, room_id, &TrackId(rtc_track));
+                RTCMessage::RtcpPacket(_, packets) => {
+                    // Feedback from a subscriber. rtc attributes a compound packet to the track of
+                    // its first report, so find the downtrack by the SSRC each request names.
+                    tracing::trace!(participant = %pid, ?packets, "rtcp from subscriber");
+                    let mut wanted: Vec<u32> = Vec::new();
+                    for p in &packets {
+                        if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
+                            wanted.push(pli.media_ssrc);
+                        } else if let Some(fir) = p.as_any().downcast_ref::<FullIntraRequest>() {
+                            wanted.extend(fir.fir.iter().map(|e| e.ssrc));
+                        }
+                    }
+                    let tracks: Vec<TrackId> = self
+                        .rooms
+                        .get(room_id)
+                        .and_then(|r| r.participants.get(pid))
+                        .map(|p| {
+                            p.subscriptions.iter().filter(|(_, d)| wanted.contains(&d.ssrc)).map(|(t, _)| t.clone()).collect()
+                        })
+                        .unwrap_or_default();
+                    for t in tracks {
+                        self.request_keyframe(now, room_id, &t);
                     }
                 }
                 _ => {}
@@ -724,14 +771,30 @@ impl WorkerCore {
         if track.media_ssrc.is_none() {
             track.media_ssrc = Some(packet.header.ssrc);
         }
+        let is_video = track.info.kind == Kind::Video;
+        let codec = track.codecs.get(&packet.header.payload_type).copied().unwrap_or(VideoCodec::Other);
+        let keyframe = is_video && is_keyframe(codec, &packet.payload);
         let track_extensions = &track.extensions;
+        let mut want_keyframe = false;
         for (sid, sub) in room.participants.iter_mut() {
-            if sid == pid || !caucus_allows(from_group.as_deref(), sub.group.as_deref(), sub.sees_all_groups) {
+            if sid == pid {
                 continue;
             }
             let Some(down) = sub.subscriptions.get_mut(&track_id) else { continue };
-            if sub.state != ConnectionState::Connected {
+            let allowed = caucus_allows(from_group.as_deref(), sub.group.as_deref(), sub.sees_all_groups);
+            if !allowed || sub.state != ConnectionState::Connected {
+                down.forwarder.skip();
+                down.needs_keyframe = is_video;
                 continue;
+            }
+            if is_video && down.needs_keyframe {
+                if keyframe {
+                    down.needs_keyframe = false;
+                } else {
+                    down.forwarder.skip();
+                    want_keyframe = true;
+                    continue;
+                }
             }
             let Some(&pt) = down.payload_types.get(&packet.header.payload_type) else {
                 if !down.warned {
@@ -743,6 +806,7 @@ impl WorkerCore {
             let mut out = packet.clone();
             out.header.ssrc = down.ssrc;
             out.header.payload_type = pt;
+            out.header.sequence_number = down.forwarder.forward(packet.header.sequence_number);
             out.header.extensions.retain_mut(|ext| {
                 match track_extensions.get(&ext.id).and_then(|uri| down.extensions.get(uri)) {
                     Some(&id) => {
@@ -768,6 +832,9 @@ impl WorkerCore {
                 None => continue,
             }
             flush(&mut sub.pc, &mut self.transmits);
+        }
+        if want_keyframe {
+            self.request_keyframe(now, room_id, &track_id);
         }
     }
 }
@@ -818,7 +885,8 @@ fn random_token(len: usize) -> String {
 fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
+        .with(rtc::interceptor::Slot::from(crate::feedback::SLOT), crate::feedback::KeyframeRequestTap::default());
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())

@@ -24,9 +24,10 @@ id_type!(ParticipantId);
 id_type!(TrackId);
 
 impl TrackId {
-    /// A track is named by its publisher and the mid of the publisher's m-line.
-    pub fn new(publisher: &ParticipantId, mid: &str) -> TrackId {
-        TrackId(format!("{publisher}/{mid}"))
+    /// A track is named by its publisher, the publisher's seat (so that a rejoin never reuses
+    /// an id a subscriber may still hold) and the mid of the publisher's m-line.
+    pub fn new(publisher: &ParticipantId, seat: u64, mid: &str) -> TrackId {
+        TrackId(format!("{publisher}/{seat}/{mid}"))
     }
 }
 

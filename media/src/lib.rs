@@ -8,7 +8,10 @@
 
 pub mod core;
 pub mod driver;
+pub mod feedback;
+pub mod forwarder;
 pub mod ids;
+pub mod keyframe;
 pub mod stun;
 
 pub use crate::core::{IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, SubscribeIntent};

@@ -72,6 +72,7 @@ export async function openJoin(browser, server, token, { viewport } = {}) {
   const context = await browser.newContext({ viewport: viewport || { width: 1000, height: 800 }, permissions: ['camera', 'microphone'] });
   const page = await context.newPage();
   page.on('pageerror', e => console.error('[pageerror]', e.message));
+  if (process.env.SHOW_CONSOLE) page.on('console', m => console.error(`[console ${m.type()}]`, m.text()));
   await page.goto(`${server.url}/join?token=${token}`);
   return page;
 }

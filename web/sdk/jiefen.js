@@ -117,7 +117,10 @@ export class JiefenClient extends EventTarget {
       case 'removed': this.closedByUs = true; this.state = 'closed'; return this.emit('removed', { reason: m.reason });
       case 'session_ended': this.closedByUs = true; this.state = 'closed'; return this.emit('ended', { by: m.by });
       case 'going_away': return this.emit('goingaway', {});
-      case 'error': return this.emit('error', { code: m.code, message: m.message });
+      case 'error':
+        console.warn('jiefen: server error', m.code, m.message);
+        if (this.pendingAnswer && m.code === 'bad_offer') { this.pendingAnswer.reject(new JiefenError(m.code, m.message)); this.pendingAnswer = null; }
+        return this.emit('error', { code: m.code, message: m.message });
       default: return;
     }
   }
@@ -194,9 +197,13 @@ export class JiefenClient extends EventTarget {
     return this.renegotiate();
   }
 
-  setMuted(source, muted) {
+  // Muting detaches the track from its sender, so no packets leave at all (not just silence).
+  async setMuted(source, muted) {
     const l = this.local.get(source);
-    if (l) l.track.enabled = !muted;
+    if (l) {
+      l.track.enabled = !muted;
+      try { await l.transceiver.sender.replaceTrack(muted ? null : l.track); } catch {}
+    }
     this.send({ type: 'mute', source, muted });
   }
 

@@ -1,0 +1,143 @@
+//! Keyframe detection from RTP payloads (VP8, VP9, H.264), so that a subscriber starts, and
+//! resumes, only at a frame it can decode. Never panics on any payload.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    Vp8,
+    Vp9,
+    H264,
+    Other,
+}
+
+impl VideoCodec {
+    pub fn from_mime(mime: &str) -> VideoCodec {
+        let m = mime.to_ascii_lowercase();
+        match m.as_str() {
+            "video/vp8" => VideoCodec::Vp8,
+            "video/vp9" => VideoCodec::Vp9,
+            "video/h264" => VideoCodec::H264,
+            _ => VideoCodec::Other,
+        }
+    }
+}
+
+/// True when the packet starts a keyframe. `Other` codecs are treated as always decodable.
+pub fn is_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
+    match codec {
+        VideoCodec::Vp8 => vp8_keyframe(payload),
+        VideoCodec::Vp9 => vp9_keyframe(payload),
+        VideoCodec::H264 => h264_keyframe(payload),
+        VideoCodec::Other => true,
+    }
+}
+
+/// RFC 7741: the payload descriptor, then (at the start of partition 0) the VP8 frame header
+/// whose lowest bit is 0 for a key frame.
+fn vp8_keyframe(p: &[u8]) -> bool {
+    let Some(&first) = p.first() else { return false };
+    let extended = first & 0x80 != 0;
+    let start = first & 0x10 != 0;
+    let partition = first & 0x07;
+    if !start || partition != 0 {
+        return false;
+    }
+    let mut at = 1usize;
+    if extended {
+        let Some(&x) = p.get(at) else { return false };
+        at += 1;
+        if x & 0x80 != 0 {
+            // PictureID: 7 or 15 bits.
+            let Some(&pid) = p.get(at) else { return false };
+            at += if pid & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            at += 1; // TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            at += 1; // TID / KEYIDX
+        }
+    }
+    p.get(at).is_some_and(|b| b & 0x01 == 0)
+}
+
+/// VP9 payload descriptor (draft-ietf-payload-vp9): B (start of frame) set and P (inter-picture
+/// predicted) clear.
+fn vp9_keyframe(p: &[u8]) -> bool {
+    let Some(&first) = p.first() else { return false };
+    let inter_predicted = first & 0x40 != 0;
+    let begins_frame = first & 0x08 != 0;
+    begins_frame && !inter_predicted
+}
+
+/// RFC 6184: an IDR slice or an SPS, alone, in a STAP-A or at the start of an FU-A.
+fn h264_keyframe(p: &[u8]) -> bool {
+    let Some(&first) = p.first() else { return false };
+    let is_key = |nal_type: u8| nal_type == 5 || nal_type == 7;
+    match first & 0x1f {
+        24 => {
+            let mut at = 1usize;
+            while at + 2 < p.len() {
+                let size = usize::from(u16::from_be_bytes([p[at], p[at + 1]]));
+                let Some(&nal) = p.get(at + 2) else { return false };
+                if size == 0 {
+                    return false;
+                }
+                if is_key(nal & 0x1f) {
+                    return true;
+                }
+                at += 2 + size;
+            }
+            false
+        }
+        28 => p.get(1).is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
+        t => is_key(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_key_and_delta_frames() {
+        // S=1, PID=0, no extension; frame header bit 0 = 0 → key.
+        assert!(is_keyframe(VideoCodec::Vp8, &[0x10, 0x00, 0x9d, 0x01, 0x2a]));
+        assert!(!is_keyframe(VideoCodec::Vp8, &[0x10, 0x01]));
+        // Extended with a 15-bit picture id and TL0PICIDX.
+        assert!(is_keyframe(VideoCodec::Vp8, &[0x90, 0xc0, 0x81, 0x23, 0x05, 0x00]));
+        // Not the start of a partition.
+        assert!(!is_keyframe(VideoCodec::Vp8, &[0x00, 0x00]));
+    }
+
+    #[test]
+    fn h264_idr_sps_stap_and_fu() {
+        assert!(is_keyframe(VideoCodec::H264, &[0x65, 0x88]));
+        assert!(is_keyframe(VideoCodec::H264, &[0x67, 0x42]));
+        assert!(!is_keyframe(VideoCodec::H264, &[0x41, 0x9a]));
+        assert!(is_keyframe(VideoCodec::H264, &[0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68]));
+        assert!(is_keyframe(VideoCodec::H264, &[0x7c, 0x85, 0x00]));
+        assert!(!is_keyframe(VideoCodec::H264, &[0x7c, 0x05, 0x00]));
+    }
+
+    #[test]
+    fn vp9_start_of_non_predicted_frame() {
+        assert!(is_keyframe(VideoCodec::Vp9, &[0x08]));
+        assert!(!is_keyframe(VideoCodec::Vp9, &[0x48]));
+    }
+
+    #[test]
+    fn any_bytes_are_safe() {
+        let mut seed = 7u32;
+        for len in 0..64 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (seed >> 16) as u8
+                })
+                .collect();
+            for c in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264] {
+                let _ = is_keyframe(c, &bytes);
+            }
+        }
+    }
+}

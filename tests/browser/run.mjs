@@ -1,0 +1,196 @@
+// The browser test suite: real jiefen server, real headless Chromium with fake camera and mic.
+// Usage: node tests/browser/run.mjs [scenario-name ...]     (JIEFEN_BIN=target/debug/jiefen)
+// Artifacts (screenshots) go to test-artifacts/ at the repository root.
+import { mkdirSync } from 'node:fs';
+import { startServer, launchBrowser, openJoin, join, waitForMedia, inboundByPublisher, assert } from './harness.mjs';
+
+const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const scenarios = [];
+const scenario = (name, fn) => scenarios.push({ name, fn });
+
+async function withCall(fn, serverEnv = {}) {
+  const server = await startServer([], serverEnv);
+  const browser = await launchBrowser();
+  try {
+    await fn(server, browser);
+  } catch (e) {
+    console.error('--- server log (tail) ---\n' + server.log().slice(-4000));
+    throw e;
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+// Opens and joins one page per [identity, name, role]; returns pages keyed by identity.
+async function joinAll(server, browser, room, people, opts = {}) {
+  const pages = {};
+  for (const [identity, name, role] of people) {
+    pages[identity] = await openJoin(browser, server, server.token(room, identity, name, role), opts);
+    await join(pages[identity]);
+  }
+  return pages;
+}
+
+async function checkFullMesh(pages) {
+  const ids = Object.keys(pages);
+  for (const id of ids) {
+    const others = ids.filter(o => o !== id);
+    const got = await waitForMedia(pages[id], others, { timeoutMs: 30000 });
+    console.log(`  ${id} decodes video and receives audio from ${others.join(', ')}`, JSON.stringify(got));
+    for (const o of others) {
+      const v = pages[id].locator(`video[data-testid="remote-video"][data-identity="${o}"]`);
+      assert(await v.count() === 1, `${id} shows one remote video for ${o}`);
+    }
+  }
+}
+
+scenario('one_to_one', () => withCall(async (server, browser) => {
+  const t0 = Date.now();
+  const pages = await joinAll(server, browser, 'one2one', [['med', '王调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await checkFullMesh(pages);
+  console.log(`  join click to media both ways: ${Date.now() - t0} ms`);
+}));
+
+scenario('one_to_one_on_postgres_and_redis', async () => {
+  if (!process.env.JIEFEN_TEST_DATABASE_URL || !process.env.JIEFEN_TEST_REDIS_URL) {
+    assert(!process.env.JIEFEN_REQUIRE_SERVICES, 'PostgreSQL and Redis are required');
+    console.log('  SKIPPED: no JIEFEN_TEST_DATABASE_URL / JIEFEN_TEST_REDIS_URL');
+    return;
+  }
+  await withCall(async (server, browser) => {
+    const pages = await joinAll(server, browser, 'pgredis', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+    await checkFullMesh(pages);
+  }, { DATABASE_URL: process.env.JIEFEN_TEST_DATABASE_URL, REDIS_URL: process.env.JIEFEN_TEST_REDIS_URL });
+});
+
+scenario('many_to_one_three_officials_one_citizen', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'conf31', [
+    ['off1', '街道干部', 'official'], ['off2', '司法所', 'official'], ['off3', '律师', 'official'], ['citizen', '李四', 'party']]);
+  await checkFullMesh(pages);
+}));
+
+scenario('many_to_many_four_way', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'mesh4', [
+    ['a', '甲', 'mediator'], ['b', '乙', 'party'], ['c', '丙', 'party'], ['d', '丁', 'official']]);
+  await checkFullMesh(pages);
+}));
+
+scenario('lobby_admit', () => withCall(async (server, browser) => {
+  const med = await openJoin(browser, server, server.token('lobby', 'med', '调解员', 'mediator'));
+  await join(med);
+  const party = await openJoin(browser, server, server.token('lobby', 'zhang', '张三', 'party', { lobby: true }));
+  await join(party);
+  await party.getByTestId('lobby-waiting').waitFor({ state: 'visible', timeout: 10000 });
+  const admit = med.locator('[data-testid="admit"][data-identity="zhang"]');
+  await admit.waitFor({ timeout: 10000 });
+  await admit.click();
+  await waitForMedia(party, ['med']);
+  await waitForMedia(med, ['zhang']);
+  console.log('  the party waited in the lobby, was admitted and has media both ways');
+}));
+
+scenario('mute_stops_packets', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'mute', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await waitForMedia(pages.med, ['zhang']);
+  await pages.zhang.getByTestId('toggle-audio').click();
+  await pages.med.waitForTimeout(1000); // in-flight packets drain
+  const before = (await inboundByPublisher(pages.med)).zhang.audioPackets;
+  await pages.med.waitForTimeout(2000);
+  const after = (await inboundByPublisher(pages.med)).zhang.audioPackets;
+  console.log(`  audio packets from the muted party over 2 s: ${after - before}`);
+  assert(after - before <= 2, `muted audio still flows (${after - before} packets in 2 s)`);
+  await pages.zhang.getByTestId('toggle-audio').click();
+  await pages.med.waitForTimeout(1500);
+  const resumed = (await inboundByPublisher(pages.med)).zhang.audioPackets;
+  assert(resumed - after > 20, `unmuted audio resumes (${resumed - after} packets)`);
+}));
+
+scenario('caucus_isolation', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'caucus', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party'], ['li', '李四', 'party']]);
+  await checkFullMesh(pages);
+  await pages.med.getByTestId('caucus-split').click(); // each party alone in its own group
+  await pages.med.waitForTimeout(1000);
+  const b = await inboundByPublisher(pages.zhang);
+  await pages.med.waitForTimeout(2000);
+  const a = await inboundByPublisher(pages.zhang);
+  const fromLi = (a.li.audioPackets - b.li.audioPackets) + (a.li.videoPackets - b.li.videoPackets);
+  const fromMed = (a.med.audioPackets - b.med.audioPackets);
+  console.log(`  in caucus, zhang received ${fromLi} packets from li and ${fromMed} audio packets from the mediator (plenary) over 2 s`);
+  assert(fromLi === 0, 'nothing leaks across caucus groups');
+  assert(fromMed === 0, 'the mediator in the plenary is not heard inside a group');
+  // The mediator hops into zhang's group and is heard there.
+  await pages.med.evaluate(() => window.jiefen.client.joinCaucusGroup('G1'));
+  await pages.med.waitForTimeout(1500);
+  const c = await inboundByPublisher(pages.zhang);
+  await pages.med.waitForTimeout(1500);
+  const d = await inboundByPublisher(pages.zhang);
+  assert(d.med.audioPackets - c.med.audioPackets > 20, 'the mediator is heard inside the group it joined');
+  assert(d.li.audioPackets - c.li.audioPackets === 0, 'still nothing from the other group');
+  await pages.med.getByTestId('caucus-end').click();
+  await pages.med.waitForTimeout(1500);
+  const e = await inboundByPublisher(pages.zhang);
+  await pages.med.waitForTimeout(1500);
+  const f = await inboundByPublisher(pages.zhang);
+  assert(f.li.audioPackets - e.li.audioPackets > 20, 'after the caucus everyone hears everyone again');
+}));
+
+scenario('reconnect_after_websocket_cut', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'reconnect', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await checkFullMesh(pages);
+  const t0 = Date.now();
+  await pages.zhang.evaluate(() => window.jiefen.client.ws.close());
+  await pages.zhang.getByTestId('reconnecting').waitFor({ state: 'visible', timeout: 5000 });
+  await pages.zhang.getByTestId('reconnecting').waitFor({ state: 'hidden', timeout: 20000 });
+  await waitForMedia(pages.zhang, ['med'], { timeoutMs: 20000 });
+  await waitForMedia(pages.med, ['zhang'], { timeoutMs: 20000 });
+  console.log(`  websocket cut to media back both ways: ${Date.now() - t0} ms`);
+}));
+
+scenario('phone_screenshot_and_bad_token', () => withCall(async (server, browser) => {
+  const viewport = { width: 360, height: 740 };
+  const med = await openJoin(browser, server, server.token('phone', 'med', '王调解员', 'mediator'));
+  await join(med);
+  const phone = await openJoin(browser, server, server.token('phone', 'zhang', '张三', 'party'), { viewport });
+  await phone.screenshot({ path: ARTIFACTS + 'join-360x740.png' });
+  await join(phone);
+  await waitForMedia(phone, ['med']);
+  await phone.waitForTimeout(500);
+  await phone.screenshot({ path: ARTIFACTS + 'session-360x740.png' });
+  const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+  assert(width <= 360, `no horizontal scrolling on a 360 px phone (scrollWidth ${width})`);
+  console.log('  saved test-artifacts/join-360x740.png and session-360x740.png');
+  // A malformed token: a clear message in Chinese and no join button to press.
+  const bad = await openJoin(browser, server, 'not-a-token', { viewport });
+  const text = await bad.locator('#join-error').textContent();
+  assert(/链接无效/.test(text), `malformed token explained in Chinese: ${text}`);
+  // A token signed with another key passes the page's check but the server refuses it.
+  const forged = server.token('phone', 'x', 'x', 'party').replace(/.{4}$/, 'AAAA');
+  const page = await openJoin(browser, server, forged, { viewport });
+  await join(page);
+  await page.locator('#join-error').waitFor({ state: 'visible', timeout: 10000 });
+  const err = await page.locator('#join-error').textContent();
+  assert(/链接无效/.test(err), `refused token explained: ${err}`);
+}));
+
+const wanted = process.argv.slice(2);
+let failed = 0;
+for (const s of scenarios) {
+  if (wanted.length && !wanted.includes(s.name)) continue;
+  const t0 = Date.now();
+  process.stdout.write(`browser test ${s.name} ...\n`);
+  try {
+    await s.fn();
+    console.log(`browser test ${s.name} ... ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    failed++;
+    console.log(`browser test ${s.name} ... FAILED: ${e.stack || e}`);
+  }
+}
+if (failed) {
+  console.log(`${failed} browser test(s) failed`);
+  process.exit(1);
+}
+console.log('all browser tests passed');
