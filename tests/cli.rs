@@ -83,3 +83,31 @@ fn token_prints_json_with_a_join_url() {
     let bad = jiefen(&["token", "--data-dir", d, "--room", "r 1", "--identity", "x", "--name", "n", "--role", "party"], &[]);
     assert_clean_failure(&bad, "room");
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jiefen"))
+        .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--media-port", "0", "--data-dir", dir.path().to_str().expect("utf8")])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    assert!(line.contains("open http://127.0.0.1:"), "{line}");
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().expect("exits");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "drain took too long");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("draining"));
+}

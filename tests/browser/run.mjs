@@ -38,7 +38,7 @@ async function checkFullMesh(pages) {
   const ids = Object.keys(pages);
   for (const id of ids) {
     const others = ids.filter(o => o !== id);
-    const got = await waitForMedia(pages[id], others, { timeoutMs: 30000 });
+    const got = await waitForMedia(pages[id], others, { timeoutMs: 45000 });
     console.log(`  ${id} decodes video and receives audio from ${others.join(', ')}`, JSON.stringify(got));
     for (const o of others) {
       const v = pages[id].locator(`video[data-testid="remote-video"][data-identity="${o}"]`);
@@ -52,6 +52,13 @@ scenario('one_to_one', () => withCall(async (server, browser) => {
   const pages = await joinAll(server, browser, 'one2one', [['med', '王调解员', 'mediator'], ['zhang', '张三', 'party']]);
   await checkFullMesh(pages);
   console.log(`  join click to media both ways: ${Date.now() - t0} ms`);
+  // The fake microphone beeps: the party's tile lights up as the speaker on the mediator's page.
+  await pages.med.locator('.tile.speaking[data-identity="zhang"]').waitFor({ timeout: 15000 });
+  // Chat both ways.
+  await pages.zhang.locator('#toggle-chat').click();
+  await pages.zhang.locator('#chat-input').fill('您好，调解员');
+  await pages.zhang.locator('#chat-form button').click();
+  await pages.med.getByTestId('chat-log').getByText('您好，调解员').waitFor({ timeout: 5000 });
 }));
 
 scenario('one_to_one_on_postgres_and_redis', async () => {
