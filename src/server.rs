@@ -118,6 +118,7 @@ impl Server {
                     rooms_per_node: config.limits.rooms_per_node,
                     max_message_bytes: config.limits.max_message_bytes,
                     messages_per_second: config.limits.messages_per_second,
+                    reconnect_window: config.limits.reconnect_window,
                     ..SignalingLimits::default()
                 },
             },

@@ -13,8 +13,15 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// First message: present the join token.
-    Join { token: String, #[serde(default)] protocol: Option<u32> },
+    /// First message: present the join token. `resume`: this client still holds its peer
+    /// connection from a seat that dropped moments ago and wants that seat back as it was.
+    Join {
+        token: String,
+        #[serde(default)]
+        protocol: Option<u32>,
+        #[serde(default)]
+        resume: bool,
+    },
     /// An SDP offer (first or renegotiation) and the meaning of its m-lines.
     Offer {
         sdp: String,
@@ -89,6 +96,8 @@ pub enum ServerMessage {
         tracks: Vec<TrackInfo>,
         recording: bool,
         lobby: Vec<ParticipantInfo>,
+        /// True when a dropped seat was resumed: media kept flowing, the peer connection stands.
+        resumed: bool,
     },
     /// The token says to wait: the participant is in the lobby until admitted or refused.
     LobbyWaiting,
@@ -147,7 +156,7 @@ mod tests {
     #[test]
     fn client_messages_decode() {
         let m: ClientMessage = serde_json::from_str(r#"{"type":"join","token":"t"}"#).expect("join");
-        assert_eq!(m, ClientMessage::Join { token: "t".into(), protocol: None });
+        assert_eq!(m, ClientMessage::Join { token: "t".into(), protocol: None, resume: false });
         let m: ClientMessage = serde_json::from_str(
             r#"{"type":"offer","sdp":"v=0","publish":[{"mid":"0","source":"microphone"}],"subscribe":[{"mid":"2","track":"a/0"}]}"#,
         )

@@ -25,6 +25,8 @@ pub struct SignalingLimits {
     /// Bad messages tolerated before the connection is closed.
     pub max_errors: u32,
     pub chat_max_chars: usize,
+    /// How long a dropped connection keeps its seat for a resume.
+    pub reconnect_window: Duration,
 }
 
 impl Default for SignalingLimits {
@@ -36,6 +38,7 @@ impl Default for SignalingLimits {
             messages_per_second: 50,
             max_errors: 5,
             chat_max_chars: 2000,
+            reconnect_window: Duration::from_secs(30),
         }
     }
 }
@@ -95,6 +98,8 @@ struct Member {
     tx: mpsc::UnboundedSender<ServerMessage>,
     /// Distinguishes a replaced connection of the same identity.
     connection: u64,
+    /// False while the websocket is gone and the seat is held for a resume.
+    connected: bool,
 }
 
 impl Member {
@@ -227,7 +232,7 @@ impl Signaling {
     }
 
     /// Admits a token holder: into the lobby or straight into the room.
-    pub async fn join(&self, token: &str) -> Result<Seat, JoinError> {
+    pub async fn join(&self, token: &str, resume: bool) -> Result<Seat, JoinError> {
         let claims = self.inner.key.verify(token)?;
         if self.is_draining() {
             return Err(JoinError::new(ErrorCode::Unavailable, "this node is shutting down; reconnect"));
@@ -252,7 +257,11 @@ impl Signaling {
             claims: claims.clone(),
             tx,
             connection,
+            connected: true,
         };
+        if resume && let Some(seat) = self.resume(&room, &member)? {
+            return Ok(Seat { room: room.id.clone(), identity: claims.sub, connection, outbox: seat });
+        }
         let replaced = {
             let mut st = room.state.lock().map_err(|_| JoinError::new(ErrorCode::Internal, "room state poisoned"))?;
             let present = st.members.contains_key(&claims.sub) || st.lobby.contains_key(&claims.sub);
@@ -290,6 +299,91 @@ impl Signaling {
             self.enter(&room, member).await?;
         }
         Ok(Seat { room: room.id.clone(), identity: claims.sub, connection, outbox })
+    }
+
+    /// Gives a held (or still open) seat to a new connection of the same identity: the media
+    /// seat, subscriptions and caucus group stay as they were. `None` when there is no such seat.
+    fn resume(&self, room: &Arc<Room>, member: &Member) -> Result<Option<mpsc::UnboundedReceiver<ServerMessage>>, JoinError> {
+        let mut st = room.state.lock().map_err(|_| JoinError::new(ErrorCode::Internal, "room state poisoned"))?;
+        let identity = &member.claims.sub;
+        let Some(existing) = st.members.get_mut(identity) else { return Ok(None) };
+        let (tx, outbox) = mpsc::unbounded_channel();
+        if existing.connected {
+            existing.send(ServerMessage::Removed { reason: "replaced by a new connection".into() });
+        }
+        existing.tx = tx;
+        existing.connection = member.connection;
+        existing.connected = true;
+        let me = existing.clone();
+        let participants: Vec<ParticipantInfo> = st
+            .members
+            .values()
+            .filter(|m| !m.claims.grants.hidden && &m.info.identity != identity)
+            .map(|m| m.info.clone())
+            .collect();
+        let lobby = if me.claims.grants.room_admin { st.lobby.values().map(|m| m.info.clone()).collect() } else { vec![] };
+        me.send(ServerMessage::Joined {
+            protocol: proto::PROTOCOL_VERSION,
+            room: room.id.clone(),
+            identity: identity.clone(),
+            name: me.info.name.clone(),
+            role: me.info.role,
+            room_admin: me.claims.grants.room_admin,
+            participants,
+            tracks: st.tracks.clone(),
+            recording: st.recording,
+            lobby,
+            resumed: true,
+        });
+        if !st.caucus.is_empty() {
+            me.send(ServerMessage::Caucus { groups: st.caucus.clone() });
+        }
+        Ok(Some(outbox))
+    }
+
+    /// The websocket dropped without a goodbye: hold the seat for the reconnect window.
+    pub async fn disconnected(&self, seat: &Seat) {
+        let Some(room) = self.room(&seat.room) else { return };
+        let held = room
+            .state
+            .lock()
+            .map(|mut st| match st.members.get_mut(&seat.identity) {
+                Some(m) if m.connection == seat.connection => {
+                    m.connected = false;
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
+        if !held {
+            // A lobby wait, or a seat already taken over: nothing to hold.
+            return self.leave(seat).await;
+        }
+        let record = ParticipantRecord {
+            identity: seat.identity.clone(),
+            name: String::new(),
+            role: crate::token::Role::Party,
+            node_id: self.inner.config.node_id.clone(),
+            state: "reconnecting".into(),
+        };
+        if let Ok(st) = room.state.lock()
+            && let Some(m) = st.members.get(&seat.identity)
+        {
+            let record = ParticipantRecord { name: m.info.name.clone(), role: m.info.role, ..record };
+            let store = self.inner.store.clone();
+            let room_id = room.id.clone();
+            tokio::spawn(async move {
+                let _ = store.put_participant(&room_id, &record).await;
+            });
+        }
+        let this = self.clone();
+        let window = self.inner.config.limits.reconnect_window;
+        let held_seat = Seat { room: seat.room.clone(), identity: seat.identity.clone(), connection: seat.connection, outbox: mpsc::unbounded_channel().1 };
+        tokio::spawn(async move {
+            tokio::time::sleep(window).await;
+            // `leave` only frees the seat if no new connection took it over meanwhile.
+            this.leave(&held_seat).await;
+        });
     }
 
     async fn get_or_create_room(&self, id: &str) -> Result<Arc<Room>, JoinError> {
@@ -374,20 +468,24 @@ impl Signaling {
     }
 
     /// Puts a member into the room proper: media seat, the room's state, the others told.
-    async fn enter(&self, room: &Arc<Room>, member: Member) -> Result<(), JoinError> {
-        let claims = &member.claims;
+    async fn enter(&self, room: &Arc<Room>, mut member: Member) -> Result<(), JoinError> {
+        let claims = member.claims.clone();
+        let claims = &claims;
         let permissions = Permissions {
             publish: claims.grants.publish.iter().map(|s| wire_source(*s)).collect(),
             subscribe: claims.grants.subscribe,
             hidden: claims.grants.hidden,
         };
+        // Someone coming back (a reload, a new device) returns to its caucus group.
+        let group = room.state.lock().ok().and_then(|st| st.caucus.get(&claims.sub).cloned());
         room.handle
             .add_participant(
                 ParticipantId(claims.sub.clone()),
-                ParticipantOptions { permissions, group: None, sees_all_groups: false },
+                ParticipantOptions { permissions, group: group.clone(), sees_all_groups: false },
             )
             .await
             .map_err(media_error)?;
+        member.info.group = group;
         let mut st = room.state.lock().map_err(|_| JoinError::new(ErrorCode::Internal, "room state poisoned"))?;
         st.lobby.remove(&claims.sub);
         let participants: Vec<ParticipantInfo> =
@@ -405,6 +503,7 @@ impl Signaling {
             tracks: st.tracks.clone(),
             recording: st.recording,
             lobby,
+            resumed: false,
         });
         if !claims.grants.hidden {
             for m in st.members.values() {
@@ -445,6 +544,9 @@ impl Signaling {
                 }
             } else if st.lobby.get(&seat.identity).is_some_and(mine) {
                 st.lobby.remove(&seat.identity);
+            } else {
+                // The seat was taken over by a newer connection: nothing of it is ours to free.
+                return;
             }
             let empty = st.members.is_empty() && st.lobby.is_empty();
             if empty {

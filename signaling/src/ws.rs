@@ -108,11 +108,11 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
             Incoming::Close(None) => return,
             Incoming::Skip => continue,
             Incoming::Bad(code, text) => (code, text),
-            Incoming::Message(ClientMessage::Join { token, protocol }) => {
+            Incoming::Message(ClientMessage::Join { token, protocol, resume }) => {
                 if protocol.is_some_and(|p| p != PROTOCOL_VERSION) {
                     (ErrorCode::UnsupportedProtocol, format!("this server speaks protocol {PROTOCOL_VERSION}"))
                 } else {
-                    match signaling.join(&token).await {
+                    match signaling.join(&token, resume).await {
                         Ok(seat) => break seat,
                         Err(e) => {
                             // A refused join is final: say why and close.
@@ -133,8 +133,10 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
         }
     };
 
-    // Phase 2: seated.
+    // Phase 2: seated. `departed`: the participant left on purpose (or was removed), so the
+    // seat goes now; otherwise the connection dropped and the seat is held for the window.
     let mut going_away = signaling.going_away();
+    let mut departed = false;
     loop {
         tokio::select! {
             out = seat.outbox.recv() => {
@@ -142,6 +144,7 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
                 let last = matches!(out, ServerMessage::Removed { .. } | ServerMessage::SessionEnded { .. } | ServerMessage::Refused);
                 if socket.send(encode(&out)).await.is_err() { break; }
                 if last {
+                    departed = true;
                     close(&mut socket, close_code::NORMAL, "session over").await;
                     break;
                 }
@@ -158,7 +161,7 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
                     Incoming::Skip => continue,
                     Incoming::Bad(code, text) => Some((code, text)),
                     Incoming::Message(_) if !rate.allow() => Some((ErrorCode::RateLimited, "too many messages per second".to_string())),
-                    Incoming::Message(ClientMessage::Leave) => break,
+                    Incoming::Message(ClientMessage::Leave) => { departed = true; break }
                     Incoming::Message(m) => match signaling.handle(&seat, m).await {
                         Ok(Some(reply)) => { if socket.send(encode(&reply)).await.is_err() { break; } None }
                         Ok(None) => None,
@@ -169,6 +172,7 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
                     errors += 1;
                     if socket.send(encode(&ServerMessage::error(code, text))).await.is_err() { break; }
                     if errors >= max_errors {
+                        departed = true;
                         close(&mut socket, close_code::POLICY, "too many bad messages").await;
                         break;
                     }
@@ -176,5 +180,9 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
             }
         }
     }
-    signaling.leave(&seat).await;
+    if departed {
+        signaling.leave(&seat).await;
+    } else {
+        signaling.disconnected(&seat).await;
+    }
 }

@@ -252,3 +252,37 @@ async fn draining_tells_clients_to_go_away_and_refuses_joins() {
     assert_eq!(recv(&mut late).await["code"], "unavailable");
     let _ = ServerMessage::Pong;
 }
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_its_seat_within_the_window() {
+    let n = node(SignalingLimits { reconnect_window: Duration::from_millis(800), ..SignalingLimits::default() }).await;
+    let mut med = joined(&n, "r8", "med", Role::Mediator).await;
+    let tok = token(&n, "r8", "zhang", Role::Party, false);
+    let mut party = connect(&n).await;
+    send(&mut party, json!({"type": "join", "token": tok})).await;
+    expect_type(&mut party, "joined").await;
+    expect_type(&mut med, "participant_joined").await;
+    send(&mut med, json!({"type": "set_caucus", "groups": {"zhang": "A"}})).await;
+    expect_type(&mut party, "caucus").await;
+    // The socket dies without a leave message.
+    drop(party);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect(&n).await;
+    send(&mut again, json!({"type": "join", "token": tok, "resume": true})).await;
+    let j = expect_type(&mut again, "joined").await;
+    assert_eq!(j["resumed"], true);
+    assert_eq!(expect_type(&mut again, "caucus").await["groups"]["zhang"], "A", "the caucus group is kept");
+    // The mediator saw no departure: the next thing it hears is the pong.
+    send(&mut med, json!({"type": "ping"})).await;
+    loop {
+        let m = recv(&mut med).await;
+        assert_ne!(m["type"], "participant_left", "no departure during a resume");
+        if m["type"] == "pong" {
+            break;
+        }
+    }
+    // Dropped again and not back within the window: the seat goes.
+    drop(again);
+    let left = expect_type(&mut med, "participant_left").await;
+    assert_eq!(left["identity"], "zhang");
+}

@@ -147,13 +147,33 @@ scenario('caucus_isolation', () => withCall(async (server, browser) => {
 scenario('reconnect_after_websocket_cut', () => withCall(async (server, browser) => {
   const pages = await joinAll(server, browser, 'reconnect', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
   await checkFullMesh(pages);
+  const pcBefore = await pages.zhang.evaluate(() => { window.__pc = window.jiefen.client.pc; return true; });
+  const before = (await inboundByPublisher(pages.med)).zhang;
   const t0 = Date.now();
   await pages.zhang.evaluate(() => window.jiefen.client.ws.close());
   await pages.zhang.getByTestId('reconnecting').waitFor({ state: 'visible', timeout: 5000 });
   await pages.zhang.getByTestId('reconnecting').waitFor({ state: 'hidden', timeout: 20000 });
+  const resumedMs = Date.now() - t0;
+  const samePc = await pages.zhang.evaluate(() => window.__pc === window.jiefen.client.pc);
+  assert(pcBefore && samePc, 'the seat was resumed on the same peer connection');
+  await pages.med.waitForTimeout(1000);
+  const after = (await inboundByPublisher(pages.med)).zhang;
+  assert(after.videoFrames > before.videoFrames && after.audioPackets > before.audioPackets, 'media kept flowing across the websocket cut');
+  const tiles = await pages.med.locator('.tile[data-identity="zhang"]').count();
+  assert(tiles === 1, 'the mediator still shows the party');
   await waitForMedia(pages.zhang, ['med'], { timeoutMs: 20000 });
-  await waitForMedia(pages.med, ['zhang'], { timeoutMs: 20000 });
-  console.log(`  websocket cut to media back both ways: ${Date.now() - t0} ms`);
+  console.log(`  websocket cut to seat resumed: ${resumedMs} ms; media never stopped`);
+}));
+
+scenario('rejoin_after_page_reload', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'reload', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await checkFullMesh(pages);
+  const t0 = Date.now();
+  await pages.zhang.reload();
+  await join(pages.zhang);
+  await waitForMedia(pages.zhang, ['med'], { timeoutMs: 30000 });
+  await waitForMedia(pages.med, ['zhang'], { timeoutMs: 30000 });
+  console.log(`  reload to media back both ways: ${Date.now() - t0} ms`);
 }));
 
 scenario('phone_screenshot_and_bad_token', () => withCall(async (server, browser) => {

@@ -48,13 +48,13 @@ export class JiefenClient extends EventTarget {
   }
 
   // Opens the websocket and joins. Resolves with 'joined' or 'lobby'; rejects with a JiefenError.
-  connect() {
+  connect({ resume = false } = {}) {
     this.state = this.state === 'reconnecting' ? 'reconnecting' : 'connecting';
     return new Promise((resolve, reject) => {
       let settled = false;
       const ws = new WebSocket(this.url);
       this.ws = ws;
-      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', token: this.token, protocol: PROTOCOL_VERSION }));
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'join', token: this.token, protocol: PROTOCOL_VERSION, resume }));
       ws.onmessage = ev => {
         let m;
         try { m = JSON.parse(ev.data); } catch { return; }
@@ -126,7 +126,7 @@ export class JiefenClient extends EventTarget {
   }
 
   onJoined(m) {
-    const rejoin = this.state === 'reconnecting' || this.self !== null;
+    const rejoin = (this.state === 'reconnecting' || this.self !== null) && !m.resumed;
     this.state = 'joined';
     this.attempt = 0;
     this.self = { identity: m.identity, name: m.name, role: m.role, roomAdmin: m.room_admin, group: null };
@@ -137,7 +137,7 @@ export class JiefenClient extends EventTarget {
     this.recording = m.recording;
     if (rejoin) this.resetPeerConnection();
     this.ensurePeerConnection();
-    this.emit('joined', { self: this.self, participants: [...this.participants.values()], recording: this.recording, lobby: this.lobby, rejoined: rejoin });
+    this.emit('joined', { self: this.self, participants: [...this.participants.values()], recording: this.recording, lobby: this.lobby, rejoined: rejoin || !!m.resumed, resumed: !!m.resumed });
     // Re-attach local tracks on a new connection after a reconnect.
     if (rejoin) {
       for (const [source, l] of this.local) {
@@ -280,8 +280,10 @@ export class JiefenClient extends EventTarget {
       const delay = RECONNECT_DELAYS_MS[Math.min(this.attempt, RECONNECT_DELAYS_MS.length - 1)];
       this.attempt++;
       await new Promise(r => setTimeout(r, delay));
+      // Only the websocket dropped and media still flows: ask for the same seat back.
+      const resume = !!this.pc && !['failed', 'closed'].includes(this.pc.connectionState);
       try {
-        await this.connect();
+        await this.connect({ resume });
         this.emit('reconnected', {});
         return;
       } catch (e) {
