@@ -63,13 +63,20 @@ fn main() -> ExitCode {
             match key.mint(&request) {
                 Ok(token) => {
                     let url = format!("{}/join?token={token}", config.base_url());
-                    println!("{}", serde_json::json!({ "token": token, "url": url }));
+                    say(&serde_json::json!({ "token": token, "url": url }).to_string());
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(&e.to_string()),
             }
         }
     }
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -98,12 +105,13 @@ fn serve(config: Config, demo: bool) -> ExitCode {
         };
         let url = format!("http://{}", server.local_addr);
         tracing::info!(config = ?config, "starting");
-        println!("jiefen is running: open {url}/");
+        // stdout may be a closed pipe (a supervisor that stopped reading): never panic on it.
+        say(&format!("jiefen is running: open {url}/"));
         if let Some(password) = &server.first_admin_password {
-            println!("first start: admin account 'admin', one-time password: {password}");
+            say(&format!("first start: admin account 'admin', one-time password: {password}"));
         }
         if server.demo_seeded {
-            println!("demo data seeded (one district, three streets, six communities); start with --no-demo to skip");
+            say("demo data seeded (one district, three streets, six communities); start with --no-demo to skip");
         }
         match server.run(shutdown_signal()).await {
             Ok(()) => {

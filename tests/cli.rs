@@ -99,8 +99,11 @@ fn sigterm_drains_and_exits_cleanly() {
         .spawn()
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    reader.read_line(&mut line).expect("first line");
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     assert!(line.contains("open http://127.0.0.1:"), "{line}");
     let pid = child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");

@@ -1,0 +1,342 @@
+//! Real WebRTC peers (the async `webrtc` crate) driving the SFU on loopback, without signaling:
+//! offers go straight to a [`RoomHandle`]. Payloads carry a counter and a checksum so that the
+//! receiver can prove every byte arrived intact.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiefen_media::{
+    Limits, Media, MediaConfig, MediaEvent, OfferRequest, ParticipantId, ParticipantOptions, Permissions, PublishIntent,
+    RoomHandle, RoomId, Source, SubscribeIntent, TrackInfo,
+};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
+    RTCSessionDescription,
+};
+
+pub const VP8_PT: u8 = 96;
+pub const OPUS_PT: u8 = 111;
+
+pub fn start_media(workers: usize) -> Media {
+    Media::start(MediaConfig {
+        bind_ip: [127, 0, 0, 1].into(),
+        public_ip: [127, 0, 0, 1].into(),
+        first_port: 0,
+        workers,
+        limits: Limits::default(),
+    })
+    .expect("media starts")
+}
+
+pub fn everyone() -> ParticipantOptions {
+    ParticipantOptions {
+        permissions: Permissions { publish: vec![Source::Microphone, Source::Camera], subscribe: true, hidden: false },
+        group: None,
+        sees_all_groups: false,
+    }
+}
+
+/// What a peer received on one remote track.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub packets: u64,
+    pub corrupt: u64,
+    pub seqs: Vec<u16>,
+    /// Publisher counters seen (decoded from payloads).
+    pub counters: Vec<u64>,
+}
+
+struct Handler {
+    connected: mpsc::UnboundedSender<RTCPeerConnectionState>,
+    received: Arc<Mutex<HashMap<String, Received>>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.connected.send(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let received = self.received.clone();
+        tokio::spawn(async move {
+            let id = track.track_id().await;
+            while let Some(event) = track.poll().await {
+                match event {
+                    TrackRemoteEvent::OnRtpPacket(p) => {
+                        let mut r = received.lock().expect("lock");
+                        let entry = r.entry(id.clone()).or_default();
+                        entry.packets += 1;
+                        entry.seqs.push(p.header.sequence_number);
+                        match check_payload(&p.payload) {
+                            Some(counter) => entry.counters.push(counter),
+                            None => entry.corrupt += 1,
+                        }
+                    }
+                    TrackRemoteEvent::OnEnded => break,
+                    _ => {}
+                }
+            }
+        });
+    }
+}
+
+/// A payload: 2 bytes that read as the start of a VP8 key frame (so the SFU forwards it at
+/// once), an 8-byte counter, filler, and an FNV-1a checksum of everything before it.
+pub fn make_payload(counter: u64, len: usize) -> bytes::Bytes {
+    let mut p = vec![0x10u8, 0x00];
+    p.extend_from_slice(&counter.to_be_bytes());
+    while p.len() < len.max(14) - 4 {
+        p.push((p.len() as u64 ^ counter) as u8);
+    }
+    let sum = fnv(&p);
+    p.extend_from_slice(&sum.to_be_bytes());
+    bytes::Bytes::from(p)
+}
+
+fn fnv(data: &[u8]) -> u32 {
+    data.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+}
+
+pub fn check_payload(p: &[u8]) -> Option<u64> {
+    if p.len() < 14 {
+        return None;
+    }
+    let (body, sum) = p.split_at(p.len() - 4);
+    let sum = u32::from_be_bytes(sum.try_into().ok()?);
+    if fnv(body) != sum {
+        return None;
+    }
+    Some(u64::from_be_bytes(body[2..10].try_into().ok()?))
+}
+
+pub struct Outgoing {
+    pub track: Arc<TrackLocalStaticRTP>,
+    pub ssrc: u32,
+    pub pt: u8,
+    pub source: Source,
+    pub seq: u16,
+    pub counter: u64,
+}
+
+impl Outgoing {
+    pub async fn send(&mut self, len: usize) {
+        self.seq = self.seq.wrapping_add(1);
+        self.counter += 1;
+        let packet = rtc::rtp::packet::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: self.pt,
+                sequence_number: self.seq,
+                timestamp: (self.counter as u32).wrapping_mul(3000),
+                ssrc: self.ssrc,
+                marker: true,
+                ..Default::default()
+            },
+            payload: make_payload(self.counter, len),
+        };
+        let _ = self.track.write_rtp(packet).await;
+    }
+}
+
+pub struct Peer {
+    pub id: ParticipantId,
+    pub pc: Arc<dyn PeerConnection>,
+    pub received: Arc<Mutex<HashMap<String, Received>>>,
+    states: mpsc::UnboundedReceiver<RTCPeerConnectionState>,
+    pub outgoing: Vec<Outgoing>,
+    /// mid → role of each m-line this peer has offered.
+    publish: Vec<PublishIntent>,
+    subscribe: Vec<SubscribeIntent>,
+}
+
+fn track_for(source: Source, ssrc: u32, id: &str) -> (Arc<TrackLocalStaticRTP>, u8) {
+    let (kind, codec, pt) = match source {
+        Source::Microphone => (
+            RtpCodecKind::Audio,
+            RTCRtpCodec { mime_type: "audio/opus".into(), clock_rate: 48000, channels: 2, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
+            OPUS_PT,
+        ),
+        _ => (
+            RtpCodecKind::Video,
+            RTCRtpCodec { mime_type: "video/VP8".into(), clock_rate: 90000, channels: 0, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
+            VP8_PT,
+        ),
+    };
+    let track = MediaStreamTrack::new(
+        format!("{id}-stream"),
+        format!("{id}-{source:?}"),
+        format!("{id}-{source:?}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    );
+    (Arc::new(TrackLocalStaticRTP::new(track)), pt)
+}
+
+/// `(mid, direction)` of every m-line, in order.
+fn mlines(sdp: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut dir = String::new();
+    let mut mid: Option<String> = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            if let Some(m) = mid.take() {
+                out.push((m, std::mem::take(&mut dir)));
+            }
+            dir = "sendrecv".into();
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.to_string());
+        } else if ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"].contains(&line) {
+            dir = line[2..].to_string();
+        }
+    }
+    if let Some(m) = mid {
+        out.push((m, dir));
+    }
+    out
+}
+
+impl Peer {
+    pub async fn new(id: &str) -> Peer {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().expect("codecs");
+        let (tx, states) = mpsc::unbounded_channel();
+        let received = Arc::new(Mutex::new(HashMap::new()));
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_handler(Arc::new(Handler { connected: tx, received: received.clone() }))
+            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .build()
+            .await
+            .expect("peer connection");
+        Peer {
+            id: ParticipantId::from(id),
+            pc: Arc::new(pc),
+            received,
+            states,
+            outgoing: Vec::new(),
+            publish: Vec::new(),
+            subscribe: Vec::new(),
+        }
+    }
+
+    /// Adds sending tracks for `sources` (negotiated at the next [`Peer::negotiate`]).
+    pub async fn add_sources(&mut self, sources: &[Source]) {
+        for &source in sources {
+            let ssrc = rand::random::<u32>();
+            let (track, pt) = track_for(source, ssrc, &self.id.0);
+            self.pc.add_track(track.clone() as Arc<dyn TrackLocal>).await.expect("add track");
+            self.outgoing.push(Outgoing { track, ssrc, pt, source, seq: rand::random(), counter: 0 });
+        }
+    }
+
+    /// Adds a receive-only m-line for each track (negotiated at the next [`Peer::negotiate`]).
+    pub async fn add_subscriptions(&mut self, tracks: &[TrackInfo]) -> Vec<TrackInfo> {
+        let mut added = Vec::new();
+        for t in tracks {
+            if t.publisher == self.id || self.subscribe.iter().any(|s| s.track == t.id) {
+                continue;
+            }
+            let kind = if t.kind == jiefen_media::Kind::Audio { RtpCodecKind::Audio } else { RtpCodecKind::Video };
+            self.pc
+                .add_transceiver_from_kind(
+                    kind,
+                    Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, streams: vec![], send_encodings: vec![] }),
+                )
+                .await
+                .expect("recvonly transceiver");
+            // The mid is known after the offer; remember the order.
+            self.subscribe.push(SubscribeIntent { mid: String::new(), track: t.id.clone() });
+            added.push(t.clone());
+        }
+        added
+    }
+
+    /// Offer → SFU → answer, mapping m-lines to intents by order.
+    pub async fn negotiate(&mut self, room: &RoomHandle) -> Result<(), jiefen_media::MediaError> {
+        let offer = self.pc.create_offer(None).await.expect("offer");
+        self.pc.set_local_description(offer).await.expect("set local");
+        let sdp = self.pc.local_description().await.expect("local description").sdp;
+        let lines = mlines(&sdp);
+        let sending: Vec<&(String, String)> = lines.iter().filter(|(_, d)| d == "sendrecv" || d == "sendonly").collect();
+        let receiving: Vec<&(String, String)> = lines.iter().filter(|(_, d)| d == "recvonly").collect();
+        self.publish = self
+            .outgoing
+            .iter()
+            .zip(sending.iter())
+            .map(|(o, (mid, _))| PublishIntent { mid: mid.clone(), source: o.source })
+            .collect();
+        for (intent, (mid, _)) in self.subscribe.iter_mut().zip(receiving.iter()) {
+            intent.mid = mid.clone();
+        }
+        let answer = room
+            .apply_offer(
+                self.id.clone(),
+                OfferRequest { sdp, publish: self.publish.clone(), subscribe: self.subscribe.clone() },
+            )
+            .await?;
+        self.pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("set remote");
+        Ok(())
+    }
+
+    pub async fn wait_connected(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match tokio::time::timeout_at(deadline, self.states.recv()).await {
+                Ok(Some(RTCPeerConnectionState::Connected)) => return,
+                Ok(Some(_)) => continue,
+                _ => panic!("{} did not connect within 15 s", self.id),
+            }
+        }
+    }
+
+    pub fn received(&self) -> HashMap<String, Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    pub async fn close(&self) {
+        let _ = self.pc.close().await;
+    }
+}
+
+/// Drains published-track events from a room until `n` have arrived.
+pub async fn published(events: &mut mpsc::UnboundedReceiver<MediaEvent>, n: usize) -> Vec<TrackInfo> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+            Ok(Some(MediaEvent::TrackPublished(t))) => out.push(t),
+            Ok(Some(_)) => {}
+            _ => panic!("only {} of {n} tracks published", out.len()),
+        }
+    }
+    out
+}
+
+pub async fn room(media: &Media, name: &str) -> (RoomHandle, mpsc::UnboundedReceiver<MediaEvent>) {
+    media.create_room(RoomId::from(name)).await.expect("room")
+}
+
+/// Sends `rounds` packets on every outgoing track of every peer, 10 ms apart.
+pub async fn pump(peers: &mut [&mut Peer], rounds: usize, len: usize) {
+    for _ in 0..rounds {
+        for p in peers.iter_mut() {
+            for o in p.outgoing.iter_mut() {
+                o.send(len).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,229 @@
+//! The SFU with real WebRTC peers on loopback: 1:1, 3:1, 6-way, caucus isolation, a subscriber
+//! leaving, and a barrage of malformed datagrams at a live room.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use jiefen_media::{ParticipantId, Source};
+
+const SOURCES: [Source; 2] = [Source::Microphone, Source::Camera];
+
+fn assert_intact(peer: &Peer, min_packets: u64) {
+    let got = peer.received();
+    for (track, r) in &got {
+        assert_eq!(r.corrupt, 0, "{}: corrupt payloads on {track}", peer.id);
+        assert!(r.packets >= min_packets, "{}: only {} packets on {track}", peer.id, r.packets);
+        // Sequence numbers as rewritten by the SFU: continuous (loopback loses nothing here).
+        let mut gaps = 0;
+        for w in r.seqs.windows(2) {
+            if w[1] != w[0].wrapping_add(1) {
+                gaps += 1;
+            }
+        }
+        assert!(gaps <= 2, "{}: {gaps} sequence gaps on {track}", peer.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_to_one_payloads_arrive_intact() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "r1").await;
+    let mut a = Peer::new("a").await;
+    let mut b = Peer::new("b").await;
+    room.add_participant(a.id.clone(), everyone()).await.expect("a");
+    room.add_participant(b.id.clone(), everyone()).await.expect("b");
+    a.add_sources(&SOURCES).await;
+    a.negotiate(&room).await.expect("a negotiates");
+    let tracks = published(&mut events, 2).await;
+    b.add_subscriptions(&tracks).await;
+    b.negotiate(&room).await.expect("b negotiates");
+    a.wait_connected().await;
+    b.wait_connected().await;
+    pump(&mut [&mut a], 100, 1000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = b.received();
+    assert_eq!(got.len(), 2, "both tracks arrive: {got:?}");
+    assert_intact(&b, 90);
+    assert!(media.stats().packets_forwarded.load(std::sync::atomic::Ordering::Relaxed) >= 180);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_to_one_every_stream_reaches_the_citizen() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "r31").await;
+    let mut officials = Vec::new();
+    for name in ["o1", "o2", "o3"] {
+        let mut p = Peer::new(name).await;
+        room.add_participant(p.id.clone(), everyone()).await.expect("official");
+        p.add_sources(&SOURCES).await;
+        p.negotiate(&room).await.expect("publish");
+        officials.push(p);
+    }
+    let tracks = published(&mut events, 6).await;
+    let mut citizen = Peer::new("citizen").await;
+    room.add_participant(citizen.id.clone(), everyone()).await.expect("citizen");
+    citizen.add_subscriptions(&tracks).await;
+    citizen.negotiate(&room).await.expect("subscribe");
+    citizen.wait_connected().await;
+    for o in officials.iter_mut() {
+        o.wait_connected().await;
+    }
+    let mut refs: Vec<&mut Peer> = officials.iter_mut().collect();
+    pump(&mut refs, 60, 800).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(citizen.received().len(), 6);
+    assert_intact(&citizen, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_way_many_to_many() {
+    let media = start_media(2);
+    let (room, mut events) = room(&media, "r6").await;
+    let mut peers = Vec::new();
+    for i in 0..6 {
+        let mut p = Peer::new(&format!("p{i}")).await;
+        room.add_participant(p.id.clone(), everyone()).await.expect("join");
+        p.add_sources(&SOURCES).await;
+        p.negotiate(&room).await.expect("publish");
+        peers.push(p);
+    }
+    let tracks = published(&mut events, 12).await;
+    for p in peers.iter_mut() {
+        p.add_subscriptions(&tracks).await;
+        p.negotiate(&room).await.expect("subscribe");
+    }
+    for p in peers.iter_mut() {
+        p.wait_connected().await;
+    }
+    let mut refs: Vec<&mut Peer> = peers.iter_mut().collect();
+    pump(&mut refs, 40, 600).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for p in &peers {
+        assert_eq!(p.received().len(), 10, "{} receives the 10 tracks of the 5 others", p.id);
+        assert_intact(p, 30);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caucus_hides_media_across_groups() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rc").await;
+    let mut peers = Vec::new();
+    for name in ["med", "x", "y"] {
+        let mut p = Peer::new(name).await;
+        room.add_participant(p.id.clone(), everyone()).await.expect("join");
+        p.add_sources(&[Source::Microphone]).await;
+        p.negotiate(&room).await.expect("publish");
+        peers.push(p);
+    }
+    let tracks = published(&mut events, 3).await;
+    for p in peers.iter_mut() {
+        p.add_subscriptions(&tracks).await;
+        p.negotiate(&room).await.expect("subscribe");
+        p.wait_connected().await;
+    }
+    // x alone in group A; the mediator joins y in group B.
+    room.set_group(ParticipantId::from("x"), Some("A".into())).await.expect("group");
+    room.set_group(ParticipantId::from("y"), Some("B".into())).await.expect("group");
+    room.set_group(ParticipantId::from("med"), Some("B".into())).await.expect("group");
+    let mut refs: Vec<&mut Peer> = peers.iter_mut().collect();
+    pump(&mut refs, 50, 200).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let count = |p: &Peer, from: &str| -> u64 {
+        p.received().iter().filter(|(t, _)| t.starts_with(&format!("{from}/"))).map(|(_, r)| r.packets).sum()
+    };
+    let (med, x, y) = (&peers[0], &peers[1], &peers[2]);
+    assert_eq!(count(x, "med") + count(x, "y"), 0, "x (group A) hears nobody from group B");
+    assert_eq!(count(med, "x") + count(y, "x"), 0, "nobody in group B hears x");
+    assert!(count(med, "y") >= 40 && count(y, "med") >= 40, "inside group B media flows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_leaving_does_not_disturb_the_others() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rl").await;
+    let mut a = Peer::new("a").await;
+    room.add_participant(a.id.clone(), everyone()).await.expect("a");
+    a.add_sources(&SOURCES).await;
+    a.negotiate(&room).await.expect("publish");
+    let tracks = published(&mut events, 2).await;
+    let mut subs = Vec::new();
+    for name in ["b", "c"] {
+        let mut p = Peer::new(name).await;
+        room.add_participant(p.id.clone(), everyone()).await.expect("join");
+        p.add_subscriptions(&tracks).await;
+        p.negotiate(&room).await.expect("subscribe");
+        p.wait_connected().await;
+        subs.push(p);
+    }
+    a.wait_connected().await;
+    pump(&mut [&mut a], 30, 500).await;
+    room.remove_participant(ParticipantId::from("c")).await.expect("c leaves");
+    subs[1].close().await;
+    pump(&mut [&mut a], 60, 500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_intact(&subs[0], 85);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_datagrams_do_not_stop_a_live_room() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rm").await;
+    let mut a = Peer::new("a").await;
+    let mut b = Peer::new("b").await;
+    let creds = room.add_participant(a.id.clone(), everyone()).await.expect("a");
+    room.add_participant(b.id.clone(), everyone()).await.expect("b");
+    a.add_sources(&SOURCES).await;
+    a.negotiate(&room).await.expect("publish");
+    let tracks = published(&mut events, 2).await;
+    b.add_subscriptions(&tracks).await;
+    b.negotiate(&room).await.expect("subscribe");
+    a.wait_connected().await;
+    b.wait_connected().await;
+
+    let target = media.local_addrs()[0];
+    let rogue = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let mut seed = 0x1234_5678u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (seed >> 16) as u8
+    };
+    // A STUN request carrying a real participant's ufrag but no valid integrity: it is routed to
+    // that participant's connection, which must reject it (and what follows from the same address).
+    let username = format!("{}:rogue", creds.ufrag);
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend((0..12).map(|_| rnd()));
+    let mut attr = vec![0x00, 0x06];
+    attr.extend((username.len() as u16).to_be_bytes());
+    attr.extend(username.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    stun[2..4].copy_from_slice(&(attr.len() as u16).to_be_bytes());
+    stun.extend(attr);
+    rogue.send_to(&stun, target).await.expect("send");
+    for i in 0..3000usize {
+        let len = [0, 1, 2, 12, 13, 20, 100, 1200, 1500, 4000][i % 10];
+        let mut d: Vec<u8> = (0..len).map(|_| rnd()).collect();
+        match i % 5 {
+            0 if len >= 2 => d[0] = 0x80 | (d[0] & 0x3f), // RTP-looking
+            1 if len >= 2 => {
+                d[0] = 0x80;
+                d[1] = 200 + (i % 7) as u8; // RTCP-looking
+            }
+            2 if len >= 1 => d[0] = 20 + (i % 44) as u8, // DTLS-looking
+            3 if len >= 8 => d[..8].copy_from_slice(&stun[..8]), // truncated STUN
+            _ => {}
+        }
+        let _ = rogue.send_to(&d, target).await;
+        if i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    pump(&mut [&mut a], 60, 700).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(media.ready(), "the worker survived");
+    assert_intact(&b, 50);
+}
