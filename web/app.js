@@ -295,6 +295,7 @@ function wire(c) {
   c.addEventListener('reconnecting', () => { $('reconnecting').hidden = false; });
   c.addEventListener('reconnected', () => { $('reconnecting').hidden = true; });
   c.addEventListener('removed', () => end(t('removed')));
+  c.addEventListener('closed', () => { if (!$('session').hidden) end(t('connection_lost')); });
   c.addEventListener('ended', () => end(t('ended')));
   c.addEventListener('error', ev => notice(errorText(ev.detail.code, ev.detail.message)));
 }

@@ -70,6 +70,7 @@ export const catalogs = {
     error_unavailable: '无法连接到服务器，请检查网络后重试。',
     error_generic: '发生错误：',
     no_token: '缺少加入凭证。',
+    connection_lost: '与服务器的连接已断开，请检查网络后重新加入。',
   },
   en: {
     app_name: 'Shishi Jiefen · Online video mediation',
@@ -141,6 +142,7 @@ export const catalogs = {
     error_unavailable: 'Cannot reach the server. Check your network and retry.',
     error_generic: 'Error: ',
     no_token: 'The join link is missing its token.',
+    connection_lost: 'The connection to the server was lost. Check your network and rejoin.',
   },
 };
 

@@ -1,17 +1,20 @@
 // The browser test suite: real jiefen server, real headless Chromium with fake camera and mic.
 // Usage: node tests/browser/run.mjs [scenario-name ...]     (JIEFEN_BIN=target/debug/jiefen)
 // Artifacts (screenshots) go to test-artifacts/ at the repository root.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { startServer, launchBrowser, openJoin, join, waitForMedia, inboundByPublisher, assert } from './harness.mjs';
 
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
 mkdirSync(ARTIFACTS, { recursive: true });
+// A two-seat room limit, for the full-room scenario.
+const FULL_ROOM_CONFIG = ARTIFACTS + 'two-seats.toml';
+writeFileSync(FULL_ROOM_CONFIG, '[limits]\nparticipants_per_room = 2\n');
 
 const scenarios = [];
 const scenario = (name, fn) => scenarios.push({ name, fn });
 
-async function withCall(fn, serverEnv = {}) {
-  const server = await startServer([], serverEnv);
+async function withCall(fn, serverEnv = {}, serverArgs = []) {
+  const server = await startServer(serverArgs, serverEnv);
   const browser = await launchBrowser();
   try {
     await fn(server, browser);
@@ -201,6 +204,26 @@ scenario('phone_screenshot_and_bad_token', () => withCall(async (server, browser
   const err = await page.locator('#join-error').textContent();
   assert(/链接无效/.test(err), `refused token explained: ${err}`);
 }));
+
+scenario('server_gone_shows_reconnecting_then_a_way_back', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'gone', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await waitForMedia(pages.zhang, ['med']);
+  server.proc.kill('SIGKILL');
+  await pages.zhang.getByTestId('reconnecting').waitFor({ state: 'visible', timeout: 10000 });
+  const text = await pages.zhang.getByTestId('reconnecting').textContent();
+  assert(/正在重新连接/.test(text), `reconnecting banner in Chinese: ${text}`);
+}));
+
+scenario('full_room_is_explained', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'full', [['a', '甲', 'mediator'], ['b', '乙', 'party']]);
+  await waitForMedia(pages.b, ['a']);
+  const late = await openJoin(browser, server, server.token('full', 'c', '丙', 'party'));
+  await join(late);
+  await late.locator('#join-error').waitFor({ state: 'visible', timeout: 10000 });
+  const text = await late.locator('#join-error').textContent();
+  assert(/人数已满/.test(text), `full room explained: ${text}`);
+  assert(await late.getByTestId('join').isEnabled(), 'the join button allows a retry');
+}, {}, ['--config', FULL_ROOM_CONFIG]));
 
 const wanted = process.argv.slice(2);
 let failed = 0;
