@@ -132,6 +132,21 @@ function tileFor(identity) {
   return tile;
 }
 
+// Each remote video reports its on-screen size so the server sends the simulcast layer that fits.
+const sizeObserver = new ResizeObserver(entries => {
+  for (const e of entries) {
+    const tile = [...state.tiles.values()].find(t => t.video === e.target);
+    if (!tile || !tile.trackId || !client) continue;
+    const dpr = window.devicePixelRatio || 1;
+    client.setVideoSize(tile.trackId, e.contentRect.width * dpr, e.contentRect.height * dpr);
+  }
+});
+function observeSize(tile) {
+  if (tile.observed) return;
+  tile.observed = true;
+  sizeObserver.observe(tile.video);
+}
+
 function removeTile(identity) {
   const tile = state.tiles.get(identity);
   if (!tile) return;
@@ -266,6 +281,8 @@ function wire(c) {
     labelTile(publisher);
     if (kind === 'video') {
       tile.video.srcObject = new MediaStream([track]);
+      tile.trackId = trackId;
+      observeSize(tile);
       tile.video.dataset.testid = 'remote-video';
       tile.video.dataset.identity = publisher;
       tile.video.dataset.track = trackId || '';

@@ -126,6 +126,31 @@ struct PublishedTrack {
     /// Payload type → codec, as negotiated with the publisher.
     codecs: HashMap<u8, VideoCodec>,
     last_keyframe_request: Option<Instant>,
+    /// Simulcast: SSRC → layer (0 = q, 1 = h, 2 = f); a plain track is layer 0.
+    layer_of_ssrc: HashMap<u32, u8>,
+    /// Per layer: its SSRC and when it was last seen.
+    layers: [Option<(u32, Instant)>; LAYERS],
+}
+
+/// Simulcast layers: q (quarter), h (half), f (full).
+pub const LAYERS: usize = 3;
+/// A layer not seen for this long is considered paused by the publisher.
+const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
+
+fn layer_of_rid(rid: &str) -> u8 {
+    match rid {
+        "q" | "l" | "low" | "0" => 0,
+        "h" | "m" | "mid" | "1" => 1,
+        _ => 2,
+    }
+}
+
+impl PublishedTrack {
+    /// The best layer at or below `preferred` that is flowing now, else the lowest flowing one.
+    fn pick_layer(&self, now: Instant, preferred: u8) -> Option<u8> {
+        let live = |l: usize| self.layers[l].is_some_and(|(_, seen)| now.duration_since(seen) < LAYER_TIMEOUT);
+        (0..=usize::from(preferred).min(LAYERS - 1)).rev().find(|&l| live(l)).or_else(|| (0..LAYERS).find(|&l| live(l))).map(|l| l as u8)
+    }
 }
 
 /// One forwarded track towards one subscriber.
@@ -141,6 +166,10 @@ struct Downtrack {
     forwarder: Forwarder,
     /// Video only: drop until a keyframe arrives (new subscription, or resuming after a gap).
     needs_keyframe: bool,
+    /// The simulcast layer the subscriber wants at most (from the size it shows the video at).
+    preferred_layer: u8,
+    /// The layer being forwarded now.
+    current_layer: Option<u8>,
 }
 
 struct Participant {
@@ -485,6 +514,8 @@ impl WorkerCore {
                     warned: false,
                     forwarder: Forwarder::new(rand::random::<u16>()),
                     needs_keyframe: true,
+                    preferred_layer: (LAYERS - 1) as u8,
+                    current_layer: None,
                 },
             );
         }
@@ -528,6 +559,8 @@ impl WorkerCore {
                 extensions,
                 codecs,
                 last_keyframe_request: None,
+                layer_of_ssrc: HashMap::new(),
+                layers: [None; LAYERS],
             });
         }
         let unpublished: Vec<TrackId> = p
@@ -585,12 +618,18 @@ impl WorkerCore {
 
     /// Asks a track's publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].
     fn request_keyframe(&mut self, now: Instant, room_id: &RoomId, track_id: &TrackId) {
+        self.request_keyframe_on(now, room_id, track_id, None);
+    }
+
+    /// As [`Self::request_keyframe`], for one simulcast layer when given.
+    fn request_keyframe_on(&mut self, now: Instant, room_id: &RoomId, track_id: &TrackId, layer: Option<u8>) {
         let Some(room) = self.rooms.get_mut(room_id) else { return };
         let Some(track) = room.tracks.get_mut(track_id) else { return };
         if track.info.kind != Kind::Video {
             return;
         }
-        let Some(media_ssrc) = track.media_ssrc else { return };
+        let layer_ssrc = layer.and_then(|l| track.layers.get(usize::from(l)).copied().flatten()).map(|(ssrc, _)| ssrc);
+        let Some(media_ssrc) = layer_ssrc.or(track.media_ssrc) else { return };
         if track.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
             return;
         }
@@ -764,37 +803,87 @@ impl WorkerCore {
     /// Sends one publisher packet to every subscriber allowed to receive it.
     fn forward(&mut self, now: Instant, room_id: &RoomId, pid: &ParticipantId, rtc_track: &str, packet: rtc::rtp::Packet) {
         let Some(room) = self.rooms.get_mut(room_id) else { return };
-        let Some(publisher) = room.participants.get(pid) else { return };
-        let Some(track_id) = publisher.receive_tracks.get(rtc_track).cloned() else { return };
+        let Some(publisher) = room.participants.get_mut(pid) else { return };
+        let Some(track_id) = publisher.receive_tracks.get(rtc_track).cloned() else {
+            tracing::trace!(participant = %pid, rtc_track, "packet on an unmapped track");
+            return;
+        };
         let from_group = publisher.group.clone();
         let Some(track) = room.tracks.get_mut(&track_id) else { return };
-        if track.media_ssrc.is_none() {
-            track.media_ssrc = Some(packet.header.ssrc);
+        // Padding-only packets (bandwidth probes) carry no media: they neither keep a layer
+        // alive nor go to subscribers, who have their own probing.
+        if packet.payload.is_empty() {
+            return;
         }
+        let ssrc = packet.header.ssrc;
+        if track.media_ssrc.is_none() {
+            track.media_ssrc = Some(ssrc);
+        }
+        let layer = match track.layer_of_ssrc.get(&ssrc) {
+            Some(&l) => l,
+            None => {
+                let rid = publisher.pc.rtp_receiver(track.receiver).and_then(|r| r.track().rid(ssrc).map(|r| r.to_string()));
+                let l = rid.as_deref().map(layer_of_rid).unwrap_or(0);
+                track.layer_of_ssrc.insert(ssrc, l);
+                l
+            }
+        };
+        track.layers[usize::from(layer)] = Some((ssrc, now));
         let is_video = track.info.kind == Kind::Video;
         let codec = track.codecs.get(&packet.header.payload_type).copied().unwrap_or(VideoCodec::Other);
         let keyframe = is_video && is_keyframe(codec, &packet.payload);
         let track_extensions = &track.extensions;
-        let mut want_keyframe = false;
+        let mut want_keyframe: Option<u8> = None;
         for (sid, sub) in room.participants.iter_mut() {
             if sid == pid {
                 continue;
             }
             let Some(down) = sub.subscriptions.get_mut(&track_id) else { continue };
+            let target = if is_video { track.pick_layer(now, down.preferred_layer) } else { Some(layer) };
+            // Packets of layers other than the one being forwarded (or switched to) are ignored.
+            let switching = down.current_layer.is_some() && down.current_layer != target;
+            if Some(layer) != down.current_layer && Some(layer) != target {
+                continue;
+            }
+            if switching && Some(layer) == down.current_layer {
+                // Keep the current layer flowing until the target layer's keyframe arrives.
+                if target.is_some_and(|t| track.layers[usize::from(t)].is_some()) {
+                    want_keyframe = target;
+                }
+            }
             let allowed = caucus_allows(from_group.as_deref(), sub.group.as_deref(), sub.sees_all_groups);
             if !allowed || sub.state != ConnectionState::Connected {
-                down.forwarder.skip();
+                if Some(layer) == down.current_layer || down.current_layer.is_none() {
+                    down.forwarder.skip();
+                }
                 down.needs_keyframe = is_video;
                 continue;
             }
-            if is_video && down.needs_keyframe {
-                if keyframe {
-                    down.needs_keyframe = false;
-                } else {
-                    down.forwarder.skip();
-                    want_keyframe = true;
+            if switching && Some(layer) == target {
+                tracing::trace!(track = %track_id, subscriber = %sid, layer, keyframe, ?down.current_layer, "switching");
+                if !keyframe {
+                    want_keyframe = target;
                     continue;
                 }
+                // Switch at the target layer's keyframe.
+                down.current_layer = target;
+                down.forwarder.switch_source();
+                down.needs_keyframe = false;
+            } else if is_video && down.needs_keyframe {
+                if keyframe {
+                    down.needs_keyframe = false;
+                    if down.current_layer.is_some_and(|c| c != layer) {
+                        down.forwarder.switch_source();
+                    }
+                    down.current_layer = Some(layer);
+                } else {
+                    tracing::trace!(track = %track_id, subscriber = %sid, layer, ?target, "waiting for a keyframe");
+                    down.forwarder.skip();
+                    want_keyframe = target;
+                    continue;
+                }
+            } else if down.current_layer.is_none() {
+                down.current_layer = Some(layer);
             }
             let Some(&pt) = down.payload_types.get(&packet.header.payload_type) else {
                 if !down.warned {
@@ -806,7 +895,9 @@ impl WorkerCore {
             let mut out = packet.clone();
             out.header.ssrc = down.ssrc;
             out.header.payload_type = pt;
-            out.header.sequence_number = down.forwarder.forward(packet.header.sequence_number);
+            let (seq, ts) = down.forwarder.forward(packet.header.sequence_number, packet.header.timestamp);
+            out.header.sequence_number = seq;
+            out.header.timestamp = ts;
             out.header.extensions.retain_mut(|ext| {
                 match track_extensions.get(&ext.id).and_then(|uri| down.extensions.get(uri)) {
                     Some(&id) => {
@@ -833,9 +924,19 @@ impl WorkerCore {
             }
             flush(&mut sub.pc, &mut self.transmits);
         }
-        if want_keyframe {
-            self.request_keyframe(now, room_id, &track_id);
+        if let Some(layer) = want_keyframe {
+            self.request_keyframe_on(now, room_id, &track_id, Some(layer));
         }
+    }
+
+    /// The largest simulcast layer a subscriber wants for a track (0 = q, 1 = h, 2 = f), from
+    /// the size at which it shows the video.
+    pub fn set_preferred_layer(&mut self, room_id: &RoomId, pid: &ParticipantId, track: &TrackId, layer: u8) -> Result<(), MediaError> {
+        let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+        let down = p.subscriptions.get_mut(track).ok_or_else(|| MediaError::UnknownTrack(track.clone()))?;
+        down.preferred_layer = layer.min((LAYERS - 1) as u8);
+        Ok(())
     }
 }
 

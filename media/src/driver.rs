@@ -47,6 +47,7 @@ enum Command {
     RemoveParticipant(RoomId, ParticipantId, Reply<()>),
     ApplyOffer(RoomId, ParticipantId, OfferRequest, Reply<String>),
     SetGroup(RoomId, ParticipantId, Option<String>, Reply<()>),
+    SetPreferredLayer(RoomId, ParticipantId, crate::TrackId, u8, Reply<()>),
 }
 
 #[derive(Clone)]
@@ -148,6 +149,11 @@ impl RoomHandle {
         self.call(|tx| Command::SetGroup(self.room.clone(), pid, group, tx)).await
     }
 
+    /// The largest simulcast layer (0 = q, 1 = h, 2 = f) `pid` wants for `track`.
+    pub async fn set_preferred_layer(&self, pid: ParticipantId, track: crate::TrackId, layer: u8) -> Result<(), MediaError> {
+        self.call(|tx| Command::SetPreferredLayer(self.room.clone(), pid, track, layer, tx)).await
+    }
+
     pub fn close(&self) {
         let _ = self.worker.commands.send(Command::CloseRoom(self.room.clone()));
     }
@@ -229,6 +235,9 @@ async fn worker_loop(
                     }
                     Command::SetGroup(room, pid, group, reply) => {
                         let _ = reply.send(core.set_group(&room, &pid, group));
+                    }
+                    Command::SetPreferredLayer(room, pid, track, layer, reply) => {
+                        let _ = reply.send(core.set_preferred_layer(&room, &pid, &track, layer));
                     }
                 }
             }

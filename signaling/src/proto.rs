@@ -35,6 +35,9 @@ pub enum ClientMessage {
     /// The sender muted or unmuted one of its sources.
     Mute { source: Source, muted: bool },
     Chat { text: String },
+    /// The size (device pixels) at which this client shows a video track; picks the
+    /// simulcast layer it receives.
+    SetVideoSize { track: String, width: u32, height: u32 },
     /// Host controls (need the room-admin grant).
     Admit { identity: String },
     Refuse { identity: String },

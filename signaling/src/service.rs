@@ -156,6 +156,16 @@ fn from_media_source(s: jiefen_media::Source) -> Source {
     }
 }
 
+/// The simulcast layer for a video shown at `width` × `height` device pixels: the client
+/// publishes q, h and f at a quarter, half and full resolution (see `web/sdk`).
+pub fn layer_for_size(width: u32, height: u32) -> u8 {
+    match width.max(height * 4 / 3) {
+        0..=240 => 0,
+        241..=480 => 1,
+        _ => 2,
+    }
+}
+
 /// A joined (or waiting) participant's session, owned by its websocket task.
 pub struct Seat {
     pub room: String,
@@ -622,6 +632,14 @@ impl Signaling {
                         info.muted.push(source);
                     }
                 });
+                Ok(None)
+            }
+            C::SetVideoSize { track, width, height } => {
+                let (room, _) = self.member(seat)?;
+                room.handle
+                    .set_preferred_layer(ParticipantId(seat.identity.clone()), jiefen_media::TrackId(track), layer_for_size(width, height))
+                    .await
+                    .map_err(|e| { let j = media_error(e); (j.code, j.message) })?;
                 Ok(None)
             }
             C::Chat { text } => {

@@ -19,7 +19,7 @@ export class JiefenError extends Error {
 }
 
 export class JiefenClient extends EventTarget {
-  constructor({ token, url } = {}) {
+  constructor({ token, url, simulcast = false } = {}) {
     super();
     if (!token) throw new JiefenError('token_invalid', 'a join token is required');
     this.token = token;
@@ -41,6 +41,12 @@ export class JiefenClient extends EventTarget {
     this.pendingAnswer = null;
     this.closedByUs = false;
     this.attempt = 0;
+    // With `simulcast`, cameras publish three layers (q, h, f at 1/4, 1/2, full size) and the
+    // server forwards each subscriber the one that fits the size it shows the video at. Off by
+    // default: webrtc-rs rtc 0.21 sometimes fails to bind a layer's SSRC to its rid (the layer's
+    // packets are then dropped), seen in about one call in three in headless Chromium.
+    this.simulcast = simulcast;
+    this.videoSizes = new Map(); // track id -> "w x h" last sent
   }
 
   emit(type, detail) {
@@ -141,7 +147,9 @@ export class JiefenClient extends EventTarget {
     // Re-attach local tracks on a new connection after a reconnect.
     if (rejoin) {
       for (const [source, l] of this.local) {
-        l.transceiver = this.pc.addTransceiver(l.track, { direction: 'sendonly', streams: [l.stream] });
+        const init = { direction: 'sendonly', streams: [l.stream] };
+        if (source === 'camera' && this.simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+        l.transceiver = this.pc.addTransceiver(l.track, init);
         if (source === 'camera') preferCodecs(l.transceiver);
       }
     }
@@ -179,10 +187,9 @@ export class JiefenClient extends EventTarget {
     for (const track of stream.getTracks()) {
       const source = screen ? 'screen' : (track.kind === 'audio' ? 'microphone' : 'camera');
       if (this.local.has(source)) await this.unpublish(source);
-      const transceiver = this.pc.addTransceiver(track, {
-        direction: 'sendonly',
-        streams: [stream],
-      });
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (source === 'camera' && this.simulcast) init.sendEncodings = SIMULCAST_LAYERS;
+      const transceiver = this.pc.addTransceiver(track, init);
       if (track.kind === 'video') preferCodecs(transceiver);
       this.local.set(source, { track, stream, transceiver });
     }
@@ -245,6 +252,13 @@ export class JiefenClient extends EventTarget {
   }
 
   chat(text) { this.send({ type: 'chat', text }); }
+  // Tells the server the size (CSS pixels × devicePixelRatio) a remote video is shown at.
+  setVideoSize(trackId, width, height) {
+    const w = Math.round(width), h = Math.round(height), key = `${w}x${h}`;
+    if (!trackId || this.videoSizes.get(trackId) === key) return;
+    this.videoSizes.set(trackId, key);
+    this.send({ type: 'set_video_size', track: trackId, width: w, height: h });
+  }
   admit(identity) { this.send({ type: 'admit', identity }); }
   refuse(identity) { this.send({ type: 'refuse', identity }); }
   muteParticipant(identity, source = 'microphone') { this.send({ type: 'mute_participant', identity, source }); }
@@ -298,6 +312,12 @@ export class JiefenClient extends EventTarget {
     }
   }
 }
+
+const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'f', maxBitrate: 1500000 },
+];
 
 // Prefer VP8, then H.264: every browser decodes them; Safari/WeChat lack VP8 hardware and pick H.264.
 function preferCodecs(transceiver) {
