@@ -40,9 +40,12 @@ pub struct ConfigArgs {
     /// Secret for signing join tokens (shared by all nodes); generated into the data dir if unset.
     #[arg(long, global = true, env = "JIEFEN_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
-    /// Base URL put into join links (default: http://<listen>).
+    /// Base URL put into join links and announced to other nodes (default: http://<listen>).
     #[arg(long, global = true, env = "JIEFEN_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// This node's id in the node registry (default: node-<listen address>).
+    #[arg(long, global = true, env = "JIEFEN_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -66,6 +69,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     token_secret: Option<String>,
     public_url: Option<String>,
+    node_id: Option<String>,
     #[serde(default)]
     limits: FileLimits,
 }
@@ -102,6 +106,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub token_secret: Option<String>,
     pub public_url: Option<String>,
+    pub node_id: Option<String>,
     pub limits: Limits,
 }
 
@@ -185,6 +190,7 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             token_secret: args.token_secret.clone().or(file.token_secret),
             public_url: args.public_url.clone().or(file.public_url),
+            node_id: args.node_id.clone().or(file.node_id),
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),
                 rooms_per_node: l.rooms_per_node.unwrap_or(500),

@@ -112,7 +112,8 @@ impl Server {
             key,
             store,
             SignalingConfig {
-                node_id: format!("node-{}", local_addr.port()),
+                node_id: config.node_id.clone().unwrap_or_else(|| format!("node-{local_addr}")),
+                url: config.public_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or_else(|| format!("http://{local_addr}")),
                 limits: SignalingLimits {
                     participants_per_room: config.limits.participants_per_room,
                     rooms_per_node: config.limits.rooms_per_node,
@@ -130,12 +131,19 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains: no new joins, clients told to go, in-flight HTTP finished.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let signaling = self.state.signaling.clone();
+        let media_addrs = signaling.media().local_addrs().iter().map(|a| a.to_string()).collect();
+        let heartbeat = signaling.clone();
+        let heartbeat = tokio::spawn(async move { heartbeat.run_heartbeat(media_addrs).await });
         let router = app(self.state);
-        axum::serve(self.listener, router)
+        let drained = signaling.clone();
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
-                signaling.drain();
+                drained.drain();
             })
-            .await
+            .await;
+        heartbeat.abort();
+        let _ = jiefen_signaling::Store::remove_node(signaling.store(), signaling.node_id()).await;
+        served
     }
 }

@@ -123,6 +123,9 @@ pub enum ServerMessage {
     SessionEnded { by: String },
     /// The node is shutting down; reconnect (the client retries with its token).
     GoingAway,
+    /// The room lives on another node: reconnect there (`url` is its HTTP base URL; the
+    /// websocket is at `url` + `/rtc/v1/ws`). The socket closes after this message.
+    Redirect { url: String },
     Error { code: ErrorCode, message: String },
     Pong,
 }

@@ -46,6 +46,8 @@ impl Default for SignalingLimits {
 #[derive(Debug, Clone)]
 pub struct SignalingConfig {
     pub node_id: String,
+    /// This node's HTTP base URL as clients reach it (for redirects from other nodes).
+    pub url: String,
     pub limits: SignalingLimits,
 }
 
@@ -113,12 +115,24 @@ impl Member {
 pub struct JoinError {
     pub code: ErrorCode,
     pub message: String,
+    /// Set when the room lives on another node: the client should go there.
+    pub redirect: Option<String>,
 }
 
 impl JoinError {
     fn new(code: ErrorCode, message: impl Into<String>) -> JoinError {
-        JoinError { code, message: message.into() }
+        JoinError { code, message: message.into(), redirect: None }
     }
+
+    fn redirect(url: String) -> JoinError {
+        JoinError { code: ErrorCode::Unavailable, message: format!("the room is hosted at {url}"), redirect: Some(url) }
+    }
+}
+
+/// Where a room that is not open here should be.
+enum Placement {
+    Here,
+    Elsewhere(String),
 }
 
 impl From<TokenError> for JoinError {
@@ -253,6 +267,11 @@ impl Signaling {
             .ping()
             .await
             .map_err(|e| JoinError::new(ErrorCode::Unavailable, e.to_string()))?;
+        if self.room(&claims.room).is_none()
+            && let Placement::Elsewhere(url) = self.place(&claims.room).await?
+        {
+            return Err(JoinError::redirect(url));
+        }
         let room = self.get_or_create_room(&claims.room).await?;
         let (tx, outbox) = mpsc::unbounded_channel();
         let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
@@ -396,9 +415,76 @@ impl Signaling {
         });
     }
 
+    /// Decides where a room not open on this node belongs: with its recorded host if that node
+    /// is alive, else (new room, or its host died) on the least-loaded live node.
+    async fn place(&self, room: &str) -> Result<Placement, JoinError> {
+        let me = &self.inner.config.node_id;
+        let unavailable = |e: crate::store::StoreError| JoinError::new(ErrorCode::Unavailable, e.to_string());
+        let nodes = self.inner.store.live_nodes().await.map_err(unavailable)?;
+        let url_of = |id: &str| nodes.iter().find(|n| n.node_id == id).map(|n| n.url.clone());
+        if let Some(host) = self.inner.store.room_node(room).await.map_err(unavailable)? {
+            if &host == me {
+                return Ok(Placement::Here);
+            }
+            if let Some(url) = url_of(&host) {
+                return Ok(Placement::Elsewhere(url));
+            }
+            // The recorded host is dead: this node takes the room over.
+            return Ok(Placement::Here);
+        }
+        match crate::store::select_node(&nodes) {
+            Some(n) if &n.node_id != me => Ok(Placement::Elsewhere(n.url.clone())),
+            _ => Ok(Placement::Here),
+        }
+    }
+
+    /// Keeps this node in the registry with its current load until the process ends.
+    pub async fn run_heartbeat(&self, media_addrs: Vec<String>) {
+        let mut tick = tokio::time::interval(crate::store::HEARTBEAT_INTERVAL);
+        loop {
+            tick.tick().await;
+            if self.is_draining() {
+                let _ = self.inner.store.remove_node(&self.inner.config.node_id).await;
+                return;
+            }
+            let load = self
+                .inner
+                .rooms
+                .lock()
+                .map(|rooms| rooms.values().map(|r| r.state.lock().map(|s| s.members.len() + s.lobby.len()).unwrap_or(0)).sum::<usize>())
+                .unwrap_or(0);
+            let info = crate::store::NodeInfo {
+                node_id: self.inner.config.node_id.clone(),
+                url: self.inner.config.url.clone(),
+                media_addrs: media_addrs.clone(),
+                load: u32::try_from(load).unwrap_or(u32::MAX),
+            };
+            if let Err(e) = self.inner.store.heartbeat(&info).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.config.node_id
+    }
+
     async fn get_or_create_room(&self, id: &str) -> Result<Arc<Room>, JoinError> {
         if let Some(r) = self.room(id) {
             return Ok(r);
+        }
+        // Claim it in the store first: another node may have won the race.
+        let owner = self
+            .inner
+            .store
+            .claim_room(id, &self.inner.config.node_id)
+            .await
+            .map_err(|e| JoinError::new(ErrorCode::Unavailable, e.to_string()))?;
+        if owner != self.inner.config.node_id {
+            let nodes = self.inner.store.live_nodes().await.unwrap_or_default();
+            if let Some(n) = nodes.into_iter().find(|n| n.node_id == owner) {
+                return Err(JoinError::redirect(n.url));
+            }
         }
         {
             let count = self.room_count();
@@ -417,7 +503,6 @@ impl Signaling {
             room.handle.close();
             return Ok(winner);
         }
-        let _ = self.inner.store.claim_room(id, &self.inner.config.node_id).await;
         self.emit(SessionEvent::SessionStarted { room: id.to_string() });
         let this = self.clone();
         let r = room.clone();

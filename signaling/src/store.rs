@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::token::Role;
 
 /// A node whose heartbeat is older than this is dead.
-pub const NODE_TTL: Duration = Duration::from_secs(15);
+pub const NODE_TTL: Duration = Duration::from_secs(6);
+/// How often a node renews its heartbeat.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// A room record not refreshed for this long is gone (its node died).
 pub const ROOM_TTL: Duration = Duration::from_secs(60);
 
@@ -60,7 +62,10 @@ pub trait Store: Send + Sync {
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn heartbeat(&self, node: &NodeInfo) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn live_nodes(&self) -> impl Future<Output = Result<Vec<NodeInfo>, StoreError>> + Send;
-    /// Records `node_id` as the room's host unless a host is recorded; returns the host.
+    /// A node leaving on purpose (drain): it stops being chosen at once.
+    fn remove_node(&self, node_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records `node_id` as the room's host unless a live host (one whose heartbeat has not
+    /// expired) is recorded; returns the host. A dead node's rooms are taken over this way.
     fn claim_room(&self, room: &str, node_id: &str) -> impl Future<Output = Result<String, StoreError>> + Send;
     fn room_node(&self, room: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Keeps a live room's records from expiring.
@@ -109,11 +114,17 @@ impl Store for MemoryStore {
             v
         })
     }
+    async fn remove_node(&self, node_id: &str) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.nodes.remove(node_id);
+        })
+    }
     async fn claim_room(&self, room: &str, node_id: &str) -> Result<String, StoreError> {
         self.with(|s| {
             let now = Instant::now();
+            let live = |id: &str| id == node_id || s.nodes.get(id).is_some_and(|(_, exp)| *exp > now);
             match s.rooms.get(room) {
-                Some((owner, exp)) if *exp > now => owner.clone(),
+                Some((owner, exp)) if *exp > now && live(owner) => owner.clone(),
                 _ => {
                     s.rooms.insert(room.to_string(), (node_id.to_string(), now + ROOM_TTL));
                     node_id.to_string()
@@ -229,22 +240,24 @@ impl Store for RedisStore {
         nodes.sort_by(|a: &NodeInfo, b| a.node_id.cmp(&b.node_id));
         Ok(nodes)
     }
+    async fn remove_node(&self, node_id: &str) -> Result<(), StoreError> {
+        let _: i64 = self.query(redis::cmd("DEL").arg(node_key(node_id))).await?;
+        let _: i64 = self.query(redis::cmd("SREM").arg(NODES_KEY).arg(node_id)).await?;
+        Ok(())
+    }
     async fn claim_room(&self, room: &str, node_id: &str) -> Result<String, StoreError> {
-        let set: Option<String> = self
-            .query(redis::cmd("SET").arg(room_node_key(room)).arg(node_id).arg("NX").arg("PX").arg(ROOM_TTL.as_millis() as u64))
-            .await?;
-        if set.is_some() {
-            return Ok(node_id.to_string());
-        }
-        let owner: Option<String> = self.query(redis::cmd("GET").arg(room_node_key(room))).await?;
-        match owner {
-            Some(o) => Ok(o),
-            // Expired between the two commands: try once more.
-            None => {
-                let _: () = self.query(redis::cmd("SET").arg(room_node_key(room)).arg(node_id).arg("PX").arg(ROOM_TTL.as_millis() as u64)).await?;
-                Ok(node_id.to_string())
-            }
-        }
+        let ttl = ROOM_TTL.as_millis() as u64;
+        // One round trip, atomic: keep a live owner, otherwise take the room.
+        let script = redis::Script::new(
+            r"local owner = redis.call('GET', KEYS[1])
+              if owner and owner ~= ARGV[1] and redis.call('EXISTS', 'jiefen:node:' .. owner) == 1 then
+                return owner
+              end
+              redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+              return ARGV[1]",
+        );
+        let mut conn = self.conn.clone();
+        script.key(room_node_key(room)).arg(node_id).arg(ttl).invoke_async(&mut conn).await.map_err(unavailable)
     }
     async fn room_node(&self, room: &str) -> Result<Option<String>, StoreError> {
         self.query(redis::cmd("GET").arg(room_node_key(room))).await
@@ -315,6 +328,9 @@ impl Store for SessionStore {
     }
     async fn live_nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
         delegate!(self, s => s.live_nodes())
+    }
+    async fn remove_node(&self, node_id: &str) -> Result<(), StoreError> {
+        delegate!(self, s => s.remove_node(node_id))
     }
     async fn claim_room(&self, room: &str, node_id: &str) -> Result<String, StoreError> {
         delegate!(self, s => s.claim_room(room, node_id))

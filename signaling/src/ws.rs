@@ -115,6 +115,11 @@ async fn serve(signaling: Signaling, mut socket: WebSocket) {
                     match signaling.join(&token, resume).await {
                         Ok(seat) => break seat,
                         Err(e) => {
+                            if let Some(url) = e.redirect {
+                                let _ = socket.send(encode(&ServerMessage::Redirect { url })).await;
+                                close(&mut socket, close_code::NORMAL, "room hosted elsewhere").await;
+                                return;
+                            }
                             // A refused join is final: say why and close.
                             let _ = socket.send(encode(&ServerMessage::error(e.code, e.message))).await;
                             close(&mut socket, close_code::POLICY, "join refused").await;

@@ -31,7 +31,7 @@ async fn node(limits: SignalingLimits) -> Node {
         media,
         key.clone(),
         SessionStore::Memory(MemoryStore::default()),
-        SignalingConfig { node_id: "n1".into(), limits },
+        SignalingConfig { node_id: "n1".into(), url: "http://127.0.0.1:1".into(), limits },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");

@@ -28,6 +28,18 @@ async fn suite<S: Store>(store: &S) {
     assert_eq!(ours.len(), 2);
     assert_eq!(select_node(&ours).map(|n| n.node_id.clone()), Some(b.clone()));
 
+    // A room whose host is not a live node is taken over.
+    let orphan = unique("orphan");
+    let ghost = unique("ghost-node");
+    assert_eq!(store.claim_room(&orphan, &ghost).await.expect("claim"), ghost, "a first claim always wins");
+    assert_eq!(store.claim_room(&orphan, &a).await.expect("take over"), a, "the ghost has no heartbeat");
+    store.release_room(&orphan).await.expect("release");
+    // A node that leaves stops being live at once.
+    let c = unique("node-c");
+    store.heartbeat(&node(&c, 0)).await.expect("heartbeat c");
+    store.remove_node(&c).await.expect("remove");
+    assert!(!store.live_nodes().await.expect("live").iter().any(|n| n.node_id == c));
+
     // Rooms: the first claim wins, later claims learn the owner.
     let room = unique("room");
     assert_eq!(store.room_node(&room).await.expect("get"), None);

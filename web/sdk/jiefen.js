@@ -25,6 +25,8 @@ export class JiefenClient extends EventTarget {
     this.token = token;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.url = url || `${proto}//${location.host}/rtc/v1/ws`;
+    // Reconnects start from here (a load balancer in production), which redirects as needed.
+    this.entryUrl = this.url;
     this.ws = null;
     this.pc = null;
     this.state = 'new'; // new | connecting | lobby | joined | reconnecting | closed
@@ -54,7 +56,7 @@ export class JiefenClient extends EventTarget {
   }
 
   // Opens the websocket and joins. Resolves with 'joined' or 'lobby'; rejects with a JiefenError.
-  connect({ resume = false } = {}) {
+  connect({ resume = false, redirects = 0 } = {}) {
     this.state = this.state === 'reconnecting' ? 'reconnecting' : 'connecting';
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -64,6 +66,16 @@ export class JiefenClient extends EventTarget {
       ws.onmessage = ev => {
         let m;
         try { m = JSON.parse(ev.data); } catch { return; }
+        if (!settled && m.type === 'redirect' && redirects < 3) {
+          // The room lives on another node: go there.
+          settled = true;
+          ws.onclose = null;
+          try { ws.close(); } catch {}
+          const base = new URL(m.url);
+          this.url = `${base.protocol === 'https:' ? 'wss:' : 'ws:'}//${base.host}/rtc/v1/ws`;
+          this.connect({ resume, redirects: redirects + 1 }).then(resolve, reject);
+          return;
+        }
         if (!settled && m.type === 'error') {
           settled = true;
           reject(new JiefenError(m.code, m.message));
@@ -296,6 +308,7 @@ export class JiefenClient extends EventTarget {
       await new Promise(r => setTimeout(r, delay));
       // Only the websocket dropped and media still flows: ask for the same seat back.
       const resume = !!this.pc && !['failed', 'closed'].includes(this.pc.connectionState);
+      this.url = this.entryUrl;
       try {
         await this.connect({ resume });
         this.emit('reconnected', {});
