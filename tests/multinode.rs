@@ -111,3 +111,76 @@ async fn two_nodes_share_a_room_and_survive_a_node_kill() {
     let _ = a.child.kill();
     let _ = b.child.kill();
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn redis_server(port: u16, dir: &std::path::Path) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/test.sh installs it)");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_keeps_media_flowing_and_recovers_without_a_restart() {
+    if std::env::var("JIEFEN_TEST_REDIS_URL").is_err() {
+        assert!(std::env::var("JIEFEN_REQUIRE_SERVICES").is_err(), "Redis is required");
+        eprintln!("SKIPPED: no Redis");
+        return;
+    }
+    let redis_dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut redis = redis_server(port, redis_dir.path());
+    let node = start_node(&url);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let x = participant("x", vec![node.url.clone()]);
+    let y = participant("y", vec![node.url.clone()]);
+    let start = Instant::now();
+    assert!(media_from(&y, "x", start, Duration::from_secs(20)).await, "media before the outage");
+
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(media_from(&y, "x", down + Duration::from_secs(2), Duration::from_secs(5)).await, "media keeps flowing without Redis");
+    // A new join fails fast with a clear error.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/rtc/v1/ws", node.url.replace("http://", "ws://"))).await.expect("ws");
+    let token = TokenKey::from_secret(SECRET.as_bytes())
+        .mint(&TokenRequest { room: "two-nodes".into(), identity: "late".into(), name: "late".into(), role: Role::Party, lobby: false, ttl: Duration::from_secs(60), case_id: None })
+        .expect("token");
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(serde_json::json!({"type": "join", "token": token}).to_string().into())).await.expect("send");
+    let asked = Instant::now();
+    let reply = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an answer within 10 s");
+    let text = match reply {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => t.to_string(),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(text.contains("unavailable"), "{text}");
+    eprintln!("FIGURE join refused while Redis is down after {} ms", asked.elapsed().as_millis());
+
+    // Redis comes back (empty): the node re-registers and a newcomer gets in.
+    let mut redis = redis_server(port, redis_dir.path());
+    let back = Instant::now();
+    let z = participant("z", vec![node.url.clone()]);
+    assert!(media_from(&z, "x", back, Duration::from_secs(30)).await, "a newcomer joins after Redis returns: {:?}", z.stats.lock().map(|s| s.errors.clone()));
+    eprintln!("FIGURE Redis back → a newcomer receiving media: {:.1} s", back.elapsed().as_secs_f64());
+    for p in [x, y, z] {
+        p.stop().await;
+    }
+    let mut node = node;
+    let _ = node.child.kill();
+    let _ = redis.kill();
+}
