@@ -254,10 +254,16 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, stop: &m
     let (mut ws, tracks) = join(config, stats).await?;
     let mut engine = MediaEngine::default();
     engine.register_default_codecs()?;
+    // Like a browser: NACK, receiver reports, TWCC.
+    let registry = rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors(
+        rtc::interceptor::Registry::new(),
+        &mut engine,
+    )?;
     let (states_tx, mut states) = mpsc::unbounded_channel();
     let publishers = Arc::new(Mutex::new(HashMap::new()));
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(engine)
+        .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { states: states_tx, stats: stats.clone(), publishers: publishers.clone() }))
         .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
         .build()

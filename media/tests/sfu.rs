@@ -227,3 +227,38 @@ async fn malformed_datagrams_do_not_stop_a_live_room() {
     assert!(media.ready(), "the worker survived");
     assert_intact(&b, 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_recovers_packets_lost_on_the_way_to_a_subscriber() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rn").await;
+    let mut a = Peer::new("a").await;
+    let mut b = Peer::new("b").await;
+    room.add_participant(a.id.clone(), everyone()).await.expect("a");
+    room.add_participant(b.id.clone(), everyone()).await.expect("b");
+    a.add_sources(&[Source::Camera]).await;
+    a.negotiate(&room).await.expect("publish");
+    let tracks = published(&mut events, 1).await;
+    // Every 10th media packet towards b is lost.
+    let relay = LossyRelay::start(media.local_addrs()[0], 10).await;
+    b.add_subscriptions(&tracks).await;
+    b.negotiate_via(&room, Some(relay.port)).await.expect("subscribe");
+    a.wait_connected().await;
+    b.wait_connected().await;
+    let sent = 300u64;
+    pump(&mut [&mut a], sent as usize, 900).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = b.received();
+    let r = got.values().next().expect("the video track arrived");
+    assert_eq!(r.corrupt, 0);
+    let mut counters = r.counters.clone();
+    counters.sort_unstable();
+    counters.dedup();
+    let lost_on_wire = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let first = counters.first().copied().unwrap_or(0);
+    let expected = sent - first + 1;
+    let missing = expected.saturating_sub(counters.len() as u64);
+    eprintln!("FIGURE loss recovery: {lost_on_wire} of ~{sent} packets dropped by the relay, {missing} missing after NACK/retransmission");
+    assert!(lost_on_wire >= 20, "the relay dropped packets ({lost_on_wire})");
+    assert!(missing * 10 < lost_on_wire, "NACK recovered most losses: {missing} still missing of {lost_on_wire} dropped");
+}

@@ -213,10 +213,17 @@ impl Peer {
     pub async fn new(id: &str) -> Peer {
         let mut media = MediaEngine::default();
         media.register_default_codecs().expect("codecs");
+        // Like a browser: NACK, receiver reports, TWCC.
+        let registry = rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors(
+            rtc::interceptor::Registry::new(),
+            &mut media,
+        )
+        .expect("interceptors");
         let (tx, states) = mpsc::unbounded_channel();
         let received = Arc::new(Mutex::new(HashMap::new()));
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(media)
+            .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler { connected: tx, received: received.clone() }))
             .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
             .build()
@@ -267,6 +274,12 @@ impl Peer {
 
     /// Offer → SFU → answer, mapping m-lines to intents by order.
     pub async fn negotiate(&mut self, room: &RoomHandle) -> Result<(), jiefen_media::MediaError> {
+        self.negotiate_via(room, None).await
+    }
+
+    /// As [`Peer::negotiate`]; with `relay`, the server's candidate in the answer is replaced by
+    /// the relay's port, so that all of this peer's traffic passes through it.
+    pub async fn negotiate_via(&mut self, room: &RoomHandle, relay: Option<u16>) -> Result<(), jiefen_media::MediaError> {
         let offer = self.pc.create_offer(None).await.expect("offer");
         self.pc.set_local_description(offer).await.expect("set local");
         let sdp = self.pc.local_description().await.expect("local description").sdp;
@@ -288,6 +301,24 @@ impl Peer {
                 OfferRequest { sdp, publish: self.publish.clone(), subscribe: self.subscribe.clone() },
             )
             .await?;
+        let answer = match relay {
+            Some(port) => answer
+                .lines()
+                .map(|l| {
+                    if l.starts_with("a=candidate:") {
+                        let mut f: Vec<String> = l.split(' ').map(str::to_string).collect();
+                        if f.len() > 5 {
+                            f[5] = port.to_string();
+                        }
+                        f.join(" ")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\r\n"),
+            None => answer,
+        };
         self.pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("set remote");
         Ok(())
     }
@@ -338,5 +369,46 @@ pub async fn pump(peers: &mut [&mut Peer], rounds: usize, len: usize) {
             }
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A UDP relay between one client and the SFU that drops a share of the media packets going to
+/// the client (not STUN, DTLS or RTCP): the kernel here has no netem.
+pub struct LossyRelay {
+    pub port: u16,
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LossyRelay {
+    pub async fn start(server: std::net::SocketAddr, drop_every: u64) -> LossyRelay {
+        let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind relay"));
+        let port = socket.local_addr().expect("addr").port();
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = dropped.clone();
+        tokio::spawn(async move {
+            let mut client: Option<std::net::SocketAddr> = None;
+            let mut buf = vec![0u8; 2048];
+            let mut media_seen = 0u64;
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let data = &buf[..n];
+                if from == server {
+                    let Some(to) = client else { continue };
+                    // RTP, not RTCP (RFC 5761: RTCP packet types 192-223 in the second byte).
+                    let is_rtp = n > 12 && (128..192).contains(&data[0]) && !(192..224).contains(&data[1]);
+                    if is_rtp {
+                        media_seen += 1;
+                        if media_seen % drop_every == 0 {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            continue;
+                        }
+                    }
+                    let _ = socket.send_to(data, to).await;
+                } else {
+                    client = Some(from);
+                    let _ = socket.send_to(data, server).await;
+                }
+            }
+        });
+        LossyRelay { port, dropped }
     }
 }
