@@ -261,7 +261,6 @@ function wire(c) {
     $('toggle-video').hidden = !localStream || !localStream.getVideoTracks().length;
     $('toggle-screen').hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
     if (!ev.detail.rejoined && localStream) await c.publish(localStream);
-    watchSpeakers();
     refreshLabels();
   });
   c.addEventListener('lobby', () => show('lobby'));
@@ -297,6 +296,10 @@ function wire(c) {
       tile.audio.srcObject = new MediaStream([track]);
     }
   });
+  // The server names the loudest participant (audio levels); its tile is highlighted.
+  c.addEventListener('speaker', ev => {
+    for (const [id, tile] of state.tiles) tile.el.classList.toggle('speaking', id === ev.detail.identity);
+  });
   c.addEventListener('chat', ev => {
     const li = document.createElement('li');
     li.textContent = `${ev.detail.name}: ${ev.detail.text}`;
@@ -317,27 +320,7 @@ function wire(c) {
   c.addEventListener('error', ev => notice(errorText(ev.detail.code, ev.detail.message)));
 }
 
-// Highlights the loudest remote speaker, from the audio levels the browser reports.
-let speakerTimer = null;
-function watchSpeakers() {
-  if (speakerTimer) clearInterval(speakerTimer);
-  speakerTimer = setInterval(async () => {
-    if (!client || !client.pc) return;
-    let loudest = null, level = 0.02;
-    const stats = await client.pc.getStats().catch(() => null);
-    if (!stats) return;
-    stats.forEach(s => {
-      if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || typeof s.audioLevel !== 'number') return;
-      const trackId = client.midToTrack.get(s.mid);
-      const info = trackId && client.tracks.get(trackId);
-      if (info && s.audioLevel > level) { level = s.audioLevel; loudest = info.publisher; }
-    });
-    for (const [id, tile] of state.tiles) tile.el.classList.toggle('speaking', id === loudest);
-  }, 500);
-}
-
 function end(text) {
-  if (speakerTimer) { clearInterval(speakerTimer); speakerTimer = null; }
   if (client) client.leave();
   for (const id of [...state.tiles.keys()]) removeTile(id);
   $('ended-text').textContent = text;

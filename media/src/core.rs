@@ -26,6 +26,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -34,6 +35,15 @@ use crate::forwarder::Forwarder;
 use crate::keyframe::{VideoCodec, is_keyframe};
 use crate::ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
 use crate::{ConnectionState, MediaEvent, stun};
+
+/// RFC 6464 client-to-mixer audio level.
+const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+/// How often the loudest speaker of each room is re-evaluated.
+const SPEAKER_INTERVAL: Duration = Duration::from_millis(300);
+/// Smoothed activity (127 − dBov) above which a participant counts as speaking (≈ −55 dBov).
+const SPEAKING_THRESHOLD: f32 = 72.0;
+/// How long a speaker stays the speaker after its level last crossed the threshold.
+const SPEAKER_HOLD: Duration = Duration::from_millis(1500);
 
 /// At most one keyframe request per published track per this interval.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
@@ -114,6 +124,8 @@ pub struct CoreCounters {
     pub bytes_forwarded: u64,
     pub datagrams_unrouted: u64,
     pub stack_errors: u64,
+    /// Packets the recording tap could not take (the recorder fell behind).
+    pub tap_dropped: u64,
 }
 
 struct PublishedTrack {
@@ -125,11 +137,18 @@ struct PublishedTrack {
     extensions: HashMap<u8, String>,
     /// Payload type → codec, as negotiated with the publisher.
     codecs: HashMap<u8, VideoCodec>,
+    /// Payload type → (MIME type, clock rate), for the recording tap.
+    mime_types: HashMap<u8, (String, u32)>,
     last_keyframe_request: Option<Instant>,
     /// Simulcast: SSRC → layer (0 = q, 1 = h, 2 = f); a plain track is layer 0.
     layer_of_ssrc: HashMap<u32, u8>,
     /// Per layer: its SSRC and when it was last seen.
     layers: [Option<(u32, Instant)>; LAYERS],
+    /// Audio: the smoothed activity from the audio-level extension, and when it was last fed.
+    activity: f32,
+    activity_at: Option<Instant>,
+    /// When the activity was last above the speaking threshold.
+    spoke_at: Option<Instant>,
 }
 
 /// Simulcast layers: q (quarter), h (half), f (full).
@@ -195,6 +214,31 @@ struct Participant {
 struct Room {
     participants: HashMap<ParticipantId, Participant>,
     tracks: HashMap<TrackId, PublishedTrack>,
+    active_speaker: Option<ParticipantId>,
+    tap: Option<RecordingTap>,
+}
+
+/// A copy of a packet a room receives from a publisher, for the recorder.
+#[derive(Debug, Clone)]
+pub struct TapPacket {
+    pub track: TrackId,
+    pub publisher: ParticipantId,
+    pub kind: Kind,
+    pub source: Source,
+    /// Simulcast layer (0 = q, 1 = h, 2 = f); 0 for a plain track.
+    pub layer: u8,
+    /// The codec's MIME type, e.g. `video/VP8`, `audio/opus`.
+    pub mime_type: String,
+    pub clock_rate: u32,
+    pub packet: rtc::rtp::Packet,
+    pub received_at: Instant,
+}
+
+/// Where a room's packets are copied while it is recorded. The forwarding thread never waits on
+/// it: when the recorder falls behind, packets are dropped and counted.
+#[derive(Debug, Clone)]
+pub struct RecordingTap {
+    pub sender: tokio::sync::mpsc::Sender<TapPacket>,
 }
 
 /// Whether media of a publisher in group `from` may reach a subscriber in group `to`.
@@ -213,6 +257,7 @@ pub struct WorkerCore {
     events: VecDeque<(RoomId, MediaEvent)>,
     counters: CoreCounters,
     next_seat: u64,
+    next_speaker_check: Option<Instant>,
 }
 
 /// Options when adding a participant.
@@ -242,6 +287,7 @@ impl WorkerCore {
             events: VecDeque::new(),
             counters: CoreCounters::default(),
             next_seat: 1,
+            next_speaker_check: None,
         }
     }
 
@@ -539,7 +585,7 @@ impl WorkerCore {
                 return Err(MediaError::BadOffer(format!("published m-line {} not found", intent.mid)));
             };
             let receiver = RTCRtpReceiverId::from(idx);
-            let (extensions, codecs) = p
+            let (extensions, codecs, mime_types) = p
                 .pc
                 .rtp_receiver(receiver)
                 .map(|mut r| {
@@ -547,6 +593,7 @@ impl WorkerCore {
                     (
                         params.header_extensions.iter().map(|h| (h.id as u8, h.uri.clone())).collect(),
                         params.codecs.iter().map(|c| (c.payload_type, VideoCodec::from_mime(&c.rtp_codec.mime_type))).collect(),
+                        params.codecs.iter().map(|c| (c.payload_type, (c.rtp_codec.mime_type.clone(), c.rtp_codec.clock_rate))).collect(),
                     )
                 })
                 .unwrap_or_default();
@@ -558,9 +605,13 @@ impl WorkerCore {
                 media_ssrc: None,
                 extensions,
                 codecs,
+                mime_types,
                 last_keyframe_request: None,
                 layer_of_ssrc: HashMap::new(),
                 layers: [None; LAYERS],
+                activity: 0.0,
+                activity_at: None,
+                spoke_at: None,
             });
         }
         let unpublished: Vec<TrackId> = p
@@ -684,6 +735,10 @@ impl WorkerCore {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_speaker_check.is_none_or(|t| t <= now) {
+            self.next_speaker_check = Some(now + SPEAKER_INTERVAL);
+            self.evaluate_speakers(now);
+        }
         let mut due = Vec::new();
         for (rid, room) in &mut self.rooms {
             for (pid, p) in &mut room.participants {
@@ -703,7 +758,35 @@ impl WorkerCore {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.rooms.values_mut().flat_map(|r| r.participants.values_mut()).filter_map(|p| p.pc.poll_timeout()).min()
+        let pcs = self.rooms.values_mut().flat_map(|r| r.participants.values_mut()).filter_map(|p| p.pc.poll_timeout()).min();
+        match (pcs, self.next_speaker_check.filter(|_| !self.rooms.is_empty())) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The loudest participant of each room (audio level, smoothed), as events when it changes.
+    fn evaluate_speakers(&mut self, now: Instant) {
+        for (room_id, room) in &mut self.rooms {
+            // A speaker stays the speaker through the short pauses of speech.
+            let loudest = room
+                .tracks
+                .values()
+                .filter(|t| t.info.kind == Kind::Audio)
+                .filter(|t| t.spoke_at.is_some_and(|at| now.duration_since(at) < SPEAKER_HOLD))
+                .max_by(|a, b| {
+                    let a_current = room.active_speaker.as_ref() == Some(&a.info.publisher);
+                    let b_current = room.active_speaker.as_ref() == Some(&b.info.publisher);
+                    // Hysteresis: another speaker must be clearly louder to take over.
+                    let bonus = |current: bool| if current { 6.0 } else { 0.0 };
+                    (a.activity + bonus(a_current)).total_cmp(&(b.activity + bonus(b_current)))
+                })
+                .map(|t| t.info.publisher.clone());
+            if loudest != room.active_speaker {
+                room.active_speaker = loudest.clone();
+                self.events.push_back((room_id.clone(), MediaEvent::ActiveSpeaker(loudest)));
+            }
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -829,6 +912,38 @@ impl WorkerCore {
             }
         };
         track.layers[usize::from(layer)] = Some((ssrc, now));
+        if track.info.kind == Kind::Audio
+            && let Some(level) = packet
+                .header
+                .extensions
+                .iter()
+                .find(|e| track.extensions.get(&e.id).is_some_and(|uri| uri == AUDIO_LEVEL_URI))
+                .and_then(|e| e.payload.first())
+        {
+            let activity = f32::from(127 - (level & 0x7f).min(127));
+            track.activity = 0.8 * track.activity + 0.2 * activity;
+            track.activity_at = Some(now);
+            if track.activity >= SPEAKING_THRESHOLD {
+                track.spoke_at = Some(now);
+            }
+        }
+        if let Some(tap) = &room.tap {
+            let (mime_type, clock_rate) = track.mime_types.get(&packet.header.payload_type).cloned().unwrap_or_default();
+            let copy = TapPacket {
+                track: track_id.clone(),
+                publisher: pid.clone(),
+                kind: track.info.kind,
+                source: track.info.source,
+                layer,
+                mime_type,
+                clock_rate,
+                packet: packet.clone(),
+                received_at: now,
+            };
+            if tap.sender.try_send(copy).is_err() {
+                self.counters.tap_dropped += 1;
+            }
+        }
         let is_video = track.info.kind == Kind::Video;
         let codec = track.codecs.get(&packet.header.payload_type).copied().unwrap_or(VideoCodec::Other);
         let keyframe = is_video && is_keyframe(codec, &packet.payload);
@@ -929,6 +1044,13 @@ impl WorkerCore {
         }
     }
 
+    /// Starts (`Some`) or stops (`None`) copying the room's incoming media to a recorder.
+    pub fn set_recording_tap(&mut self, room_id: &RoomId, tap: Option<RecordingTap>) -> Result<(), MediaError> {
+        let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        room.tap = tap;
+        Ok(())
+    }
+
     /// The largest simulcast layer a subscriber wants for a track (0 = q, 1 = h, 2 = f), from
     /// the size at which it shows the video.
     pub fn set_preferred_layer(&mut self, room_id: &RoomId, pid: &ParticipantId, track: &TrackId, layer: u8) -> Result<(), MediaError> {
@@ -986,6 +1108,13 @@ fn random_token(len: usize) -> String {
 fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
+    for (uri, kind) in [
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+        ("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", RtpCodecKind::Audio),
+        ("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", RtpCodecKind::Video),
+    ] {
+        media_engine.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_string() }, kind, None)?;
+    }
     let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
         .with(rtc::interceptor::Slot::from(crate::feedback::SLOT), crate::feedback::KeyframeRequestTap::default());
     let settings = SettingEngineBuilder::new()

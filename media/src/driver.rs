@@ -48,6 +48,7 @@ enum Command {
     ApplyOffer(RoomId, ParticipantId, OfferRequest, Reply<String>),
     SetGroup(RoomId, ParticipantId, Option<String>, Reply<()>),
     SetPreferredLayer(RoomId, ParticipantId, crate::TrackId, u8, Reply<()>),
+    SetRecordingTap(RoomId, Option<crate::core::RecordingTap>, Reply<()>),
 }
 
 #[derive(Clone)]
@@ -90,10 +91,15 @@ impl Media {
             let (tx, rx) = mpsc::unbounded_channel();
             let core = WorkerCore::new(announce, config.limits.clone());
             let stats = stats.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("media-worker-{i}"))
-                .spawn(move || run_worker(socket, core, rx, stats))
+                .spawn(move || run_worker(socket, core, rx, stats, ready_tx))
                 .map_err(|e| MediaError::Io(e.to_string()))?;
+            // Returned only once every worker runs, so that readiness checks never see a gap.
+            ready_rx
+                .recv_timeout(Duration::from_secs(5))
+                .map_err(|_| MediaError::Io(format!("media worker {i} did not start")))?;
             workers.push(WorkerHandle { commands: tx, local_addr });
         }
         Ok(Media { workers: Arc::new(workers), stats, next: Arc::new(AtomicUsize::new(0)) })
@@ -154,6 +160,11 @@ impl RoomHandle {
         self.call(|tx| Command::SetPreferredLayer(self.room.clone(), pid, track, layer, tx)).await
     }
 
+    /// Copies the room's incoming media to `tap` (bounded; never blocks forwarding), or stops.
+    pub async fn set_recording_tap(&self, tap: Option<crate::core::RecordingTap>) -> Result<(), MediaError> {
+        self.call(|tx| Command::SetRecordingTap(self.room.clone(), tap, tx)).await
+    }
+
     pub fn close(&self) {
         let _ = self.worker.commands.send(Command::CloseRoom(self.room.clone()));
     }
@@ -164,6 +175,7 @@ fn run_worker(
     core: WorkerCore,
     commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<MediaStats>,
+    ready: std::sync::mpsc::Sender<()>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -172,7 +184,7 @@ fn run_worker(
             return;
         }
     };
-    runtime.block_on(worker_loop(socket, core, commands, stats));
+    runtime.block_on(worker_loop(socket, core, commands, stats, ready));
 }
 
 async fn worker_loop(
@@ -180,6 +192,7 @@ async fn worker_loop(
     mut core: WorkerCore,
     mut commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<MediaStats>,
+    ready: std::sync::mpsc::Sender<()>,
 ) {
     let socket = match UdpSocket::from_std(socket) {
         Ok(s) => s,
@@ -189,6 +202,7 @@ async fn worker_loop(
         }
     };
     stats.workers_running.fetch_add(1, Ordering::Relaxed);
+    let _ = ready.send(());
     let mut rooms: HashMap<RoomId, mpsc::UnboundedSender<MediaEvent>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
     let mut last = core.counters();
@@ -235,6 +249,9 @@ async fn worker_loop(
                     }
                     Command::SetGroup(room, pid, group, reply) => {
                         let _ = reply.send(core.set_group(&room, &pid, group));
+                    }
+                    Command::SetRecordingTap(room, tap, reply) => {
+                        let _ = reply.send(core.set_recording_tap(&room, tap));
                     }
                     Command::SetPreferredLayer(room, pid, track, layer, reply) => {
                         let _ = reply.send(core.set_preferred_layer(&room, &pid, &track, layer));

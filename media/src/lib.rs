@@ -14,7 +14,9 @@ pub mod ids;
 pub mod keyframe;
 pub mod stun;
 
-pub use crate::core::{IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, SubscribeIntent};
+pub use crate::core::{
+    IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, RecordingTap, SubscribeIntent, TapPacket,
+};
 pub use driver::{Media, MediaConfig, MediaStats, RoomHandle};
 pub use ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
 
@@ -25,6 +27,8 @@ pub enum MediaEvent {
     TrackPublished(TrackInfo),
     /// A track is gone (unpublished, or its publisher left).
     TrackUnpublished(TrackId),
+    /// The loudest participant now (from the audio-level extension), or nobody speaking.
+    ActiveSpeaker(Option<ParticipantId>),
     /// A participant's peer connection reached or lost the connected state.
     ConnectionState { participant: ParticipantId, state: ConnectionState },
 }

@@ -262,3 +262,33 @@ async fn nack_recovers_packets_lost_on_the_way_to_a_subscriber() {
     assert!(lost_on_wire >= 20, "the relay dropped packets ({lost_on_wire})");
     assert!(missing * 10 < lost_on_wire, "NACK recovered most losses: {missing} still missing of {lost_on_wire} dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recording_tap_sees_every_published_packet() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rt").await;
+    let mut a = Peer::new("a").await;
+    room.add_participant(a.id.clone(), everyone()).await.expect("a");
+    a.add_sources(&SOURCES).await;
+    a.negotiate(&room).await.expect("publish");
+    let tracks = published(&mut events, 2).await;
+    a.wait_connected().await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
+    room.set_recording_tap(Some(jiefen_media::RecordingTap { sender: tx })).await.expect("tap");
+    pump(&mut [&mut a], 50, 500).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    room.set_recording_tap(None).await.expect("untap");
+    let mut per_track = std::collections::HashMap::new();
+    while let Ok(p) = rx.try_recv() {
+        assert!(check_payload(&p.packet.payload).is_some(), "intact payload");
+        *per_track.entry(p.track.clone()).or_insert(0u32) += 1;
+        assert!(p.mime_type.eq_ignore_ascii_case("audio/opus") || p.mime_type.eq_ignore_ascii_case("video/vp8"), "{}", p.mime_type);
+    }
+    for t in &tracks {
+        assert!(per_track.get(&t.id).copied().unwrap_or(0) >= 45, "tap got {:?} for {}", per_track.get(&t.id), t.id);
+    }
+    // Stopped: nothing more arrives.
+    pump(&mut [&mut a], 10, 500).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err());
+}

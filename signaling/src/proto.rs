@@ -114,6 +114,8 @@ pub enum ServerMessage {
     TrackPublished { track: TrackInfo },
     TrackUnpublished { track: String },
     Chat { from: String, name: String, text: String, at: u64 },
+    /// The loudest participant now, or `null` when nobody speaks.
+    ActiveSpeaker { identity: Option<String> },
     Recording { recording: bool, by: String },
     /// A host asks this participant to mute a source.
     MuteRequested { source: Source, by: String },

@@ -549,6 +549,12 @@ impl Signaling {
                     m.send(ServerMessage::TrackUnpublished { track: id.0.clone() });
                 }
             }
+            MediaEvent::ActiveSpeaker(who) => {
+                let identity = who.map(|p| p.0).filter(|id| st.members.get(id).is_some_and(|m| !m.claims.grants.hidden));
+                for m in st.members.values() {
+                    m.send(ServerMessage::ActiveSpeaker { identity: identity.clone() });
+                }
+            }
             MediaEvent::ConnectionState { participant, state } => {
                 if let Some(m) = st.members.get(&participant.0) {
                     let s = match state {

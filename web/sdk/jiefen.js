@@ -128,6 +128,7 @@ export class JiefenClient extends EventTarget {
         this.emit('trackended', { trackId: m.track });
         return this.renegotiate();
       case 'chat': return this.emit('chat', m);
+      case 'active_speaker': this.activeSpeaker = m.identity; return this.emit('speaker', { identity: m.identity });
       case 'recording': this.recording = m.recording; return this.emit('recording', { recording: m.recording, by: m.by });
       case 'mute_requested': return this.emit('muterequested', { source: m.source, by: m.by });
       case 'caucus': this.caucus = m.groups; return this.emit('caucus', { groups: m.groups });
