@@ -46,6 +46,9 @@ pub struct ConfigArgs {
     /// This node's id in the node registry (default: node-<listen address>).
     #[arg(long, global = true, env = "JIEFEN_NODE_ID")]
     pub node_id: Option<String>,
+    /// Where session events are POSTed (signed) for a case backend that runs elsewhere.
+    #[arg(long, global = true, env = "JIEFEN_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -70,6 +73,7 @@ struct FileConfig {
     token_secret: Option<String>,
     public_url: Option<String>,
     node_id: Option<String>,
+    webhook_url: Option<String>,
     #[serde(default)]
     limits: FileLimits,
 }
@@ -107,6 +111,7 @@ pub struct Config {
     pub token_secret: Option<String>,
     pub public_url: Option<String>,
     pub node_id: Option<String>,
+    pub webhook_url: Option<String>,
     pub limits: Limits,
 }
 
@@ -191,6 +196,15 @@ impl Config {
             token_secret: args.token_secret.clone().or(file.token_secret),
             public_url: args.public_url.clone().or(file.public_url),
             node_id: args.node_id.clone().or(file.node_id),
+            webhook_url: {
+                let url = args.webhook_url.clone().or(file.webhook_url).filter(|u| !u.is_empty());
+                if let Some(u) = &url
+                    && !u.starts_with("http://")
+                {
+                    return Err(ConfigError::Invalid(format!("webhook_url must be an http:// URL, got {u}")));
+                }
+                url
+            },
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),
                 rooms_per_node: l.rooms_per_node.unwrap_or(500),

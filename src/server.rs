@@ -46,16 +46,19 @@ pub fn default_web_dir() -> PathBuf {
     std::env::var_os("JIEFEN_WEB_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")))
 }
 
-pub fn token_key(config: &Config) -> Result<TokenKey, StartError> {
-    let secret = match &config.token_secret {
-        Some(s) => s.as_bytes().to_vec(),
+/// The secret that signs join tokens and webhooks: from config, or the data dir's key file.
+pub fn token_secret(config: &Config) -> Result<Vec<u8>, StartError> {
+    match &config.token_secret {
+        Some(s) => Ok(s.as_bytes().to_vec()),
         None => {
             ensure_data_dir(config)?;
-            crate::keys::load_or_create(&config.data_dir)
-                .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?
+            crate::keys::load_or_create(&config.data_dir).map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })
         }
-    };
-    Ok(TokenKey::from_secret(&secret))
+    }
+}
+
+pub fn token_key(config: &Config) -> Result<TokenKey, StartError> {
+    Ok(TokenKey::from_secret(&token_secret(config)?))
 }
 
 fn ensure_data_dir(config: &Config) -> Result<(), StartError> {
@@ -124,6 +127,15 @@ impl Server {
                 },
             },
         );
+        if let Some(url) = &config.webhook_url {
+            let webhook = jiefen_signaling::webhook::WebhookConfig {
+                url: url.clone(),
+                secret: token_secret(config)?,
+                attempts: 5,
+                first_backoff: std::time::Duration::from_millis(500),
+            };
+            tokio::spawn(jiefen_signaling::webhook::run(signaling.subscribe_events(), webhook));
+        }
         let state = AppState { db, signaling, metrics: Arc::default(), web_dir: options.web_dir };
         Ok(Server { state, listener, local_addr, first_admin_password, demo_seeded })
     }

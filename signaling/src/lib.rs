@@ -6,6 +6,7 @@ pub mod proto;
 pub mod service;
 pub mod store;
 pub mod token;
+pub mod webhook;
 pub mod ws;
 
 pub use service::{SessionEvent, Signaling, SignalingConfig, SignalingLimits};
