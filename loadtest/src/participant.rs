@@ -367,7 +367,7 @@ async fn negotiate(
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
     let sdp = pc.local_description().await.context("no local description")?.sdp;
-    let lines = mlines(&sdp);
+    let lines = jiefen_media::sdp::media_sections(&sdp);
     let sending: Vec<&String> = lines.iter().filter(|(_, d)| d == "sendrecv" || d == "sendonly").map(|(m, _)| m).collect();
     let receiving: Vec<&String> = lines.iter().filter(|(_, d)| d == "recvonly").map(|(m, _)| m).collect();
     let publish = outs.iter().zip(&sending).map(|(o, mid)| PublishedMid { mid: (*mid).clone(), source: o.source }).collect();
@@ -393,29 +393,6 @@ async fn negotiate(
             other => deferred.push(other),
         }
     }
-}
-
-/// `(mid, direction)` of every m-line, in order.
-fn mlines(sdp: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut dir = String::new();
-    let mut mid: Option<String> = None;
-    for line in sdp.lines().map(str::trim_end) {
-        if line.starts_with("m=") {
-            if let Some(m) = mid.take() {
-                out.push((m, std::mem::take(&mut dir)));
-            }
-            dir = "sendrecv".into();
-        } else if let Some(m) = line.strip_prefix("a=mid:") {
-            mid = Some(m.to_string());
-        } else if let Some(d) = ["sendrecv", "sendonly", "recvonly", "inactive"].iter().find(|d| line == format!("a={d}")) {
-            dir = (*d).to_string();
-        }
-    }
-    if let Some(m) = mid {
-        out.push((m, dir));
-    }
-    out
 }
 
 async fn run(config: ParticipantConfig, stats: Arc<Mutex<Stats>>, mut stop: watch::Receiver<bool>) {
@@ -445,9 +422,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mlines_are_read_with_directions() {
-        let sdp = "v=0\r\nm=audio 9 x\r\na=mid:0\r\na=sendrecv\r\nm=video 9 x\r\na=recvonly\r\na=mid:1\r\n";
-        assert_eq!(mlines(sdp), vec![("0".into(), "sendrecv".into()), ("1".into(), "recvonly".into())]);
+    fn ws_url_from_base() {
         assert_eq!(ws_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/rtc/v1/ws");
     }
 }

@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod forwarder;
 pub mod ids;
 pub mod keyframe;
+pub mod sdp;
 pub mod stun;
 
 pub use crate::core::{

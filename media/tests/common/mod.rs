@@ -90,33 +90,17 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// A payload: 2 bytes that read as the start of a VP8 key frame (so the SFU forwards it at
-/// once), an 8-byte counter, filler, and an FNV-1a checksum of everything before it.
+/// The synthetic payloads of the load generator (counter, send time, checksum), shared as source.
+#[path = "../../../loadtest/src/payload.rs"]
+mod payload;
+
 pub fn make_payload(counter: u64, len: usize) -> bytes::Bytes {
-    let mut p = vec![0x10u8, 0x00];
-    p.extend_from_slice(&counter.to_be_bytes());
-    while p.len() < len.max(14) - 4 {
-        p.push((p.len() as u64 ^ counter) as u8);
-    }
-    let sum = fnv(&p);
-    p.extend_from_slice(&sum.to_be_bytes());
-    bytes::Bytes::from(p)
+    payload::make(counter, len)
 }
 
-fn fnv(data: &[u8]) -> u32 {
-    data.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
-
+/// The counter of an intact payload; `None` when corrupt.
 pub fn check_payload(p: &[u8]) -> Option<u64> {
-    if p.len() < 14 {
-        return None;
-    }
-    let (body, sum) = p.split_at(p.len() - 4);
-    let sum = u32::from_be_bytes(sum.try_into().ok()?);
-    if fnv(body) != sum {
-        return None;
-    }
-    Some(u64::from_be_bytes(body[2..10].try_into().ok()?))
+    payload::check(p).map(|(counter, _)| counter)
 }
 
 pub struct Outgoing {
@@ -184,29 +168,6 @@ fn track_for(source: Source, ssrc: u32, id: &str) -> (Arc<TrackLocalStaticRTP>, 
         }],
     );
     (Arc::new(TrackLocalStaticRTP::new(track)), pt)
-}
-
-/// `(mid, direction)` of every m-line, in order.
-fn mlines(sdp: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut dir = String::new();
-    let mut mid: Option<String> = None;
-    for line in sdp.lines().map(str::trim_end) {
-        if line.starts_with("m=") {
-            if let Some(m) = mid.take() {
-                out.push((m, std::mem::take(&mut dir)));
-            }
-            dir = "sendrecv".into();
-        } else if let Some(m) = line.strip_prefix("a=mid:") {
-            mid = Some(m.to_string());
-        } else if ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"].contains(&line) {
-            dir = line[2..].to_string();
-        }
-    }
-    if let Some(m) = mid {
-        out.push((m, dir));
-    }
-    out
 }
 
 impl Peer {
@@ -283,7 +244,7 @@ impl Peer {
         let offer = self.pc.create_offer(None).await.expect("offer");
         self.pc.set_local_description(offer).await.expect("set local");
         let sdp = self.pc.local_description().await.expect("local description").sdp;
-        let lines = mlines(&sdp);
+        let lines = jiefen_media::sdp::media_sections(&sdp);
         let sending: Vec<&(String, String)> = lines.iter().filter(|(_, d)| d == "sendrecv" || d == "sendonly").collect();
         let receiving: Vec<&(String, String)> = lines.iter().filter(|(_, d)| d == "recvonly").collect();
         self.publish = self
