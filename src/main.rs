@@ -103,6 +103,8 @@ fn serve(config: Config, demo: bool) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail(&e.to_string()),
         };
+        // Listen for SIGTERM before announcing the URL, so a stop right after start still drains.
+        let shutdown = shutdown_signal();
         let url = format!("http://{}", server.local_addr);
         tracing::info!(config = ?config, "starting");
         // stdout may be a closed pipe (a supervisor that stopped reading): never panic on it.
@@ -113,7 +115,7 @@ fn serve(config: Config, demo: bool) -> ExitCode {
         if server.demo_seeded {
             say("demo data seeded (one district, three streets, six communities); start with --no-demo to skip");
         }
-        match server.run(shutdown_signal()).await {
+        match server.run(shutdown).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -123,21 +125,26 @@ fn serve(config: Config, demo: bool) -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not polled.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown requested: draining");
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutdown requested: draining");
+    }
 }
