@@ -14,7 +14,10 @@ use bytes::BytesMut;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::interceptor::{SenderReportBuilder, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -1110,8 +1113,15 @@ fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTC
     ] {
         media_engine.register_header_extension(RTCRtpHeaderExtensionCapability { uri: uri.to_string() }, kind, None)?;
     }
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?
-        .with(rtc::interceptor::Slot::from(crate::feedback::SLOT), crate::feedback::KeyframeRequestTap::default());
+    // The default chain without receiver reports. A browser stops putting MID/RID on a simulcast
+    // layer's packets once a receiver report acknowledges its SSRC, and rtc 0.21 forgets a layer's
+    // SSRC ↔ rid binding at every renegotiation; without RRs the browser keeps the RID on, so the
+    // layer binds again after each offer. The publisher's bandwidth estimate comes from TWCC.
+    let registry = configure_nack(Registry::new(), &mut media_engine);
+    configure_simulcast_extension_headers(&mut media_engine)?;
+    let registry = configure_twcc_receiver_only(registry, &mut media_engine)?
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(Slot::from(crate::feedback::SLOT), crate::feedback::KeyframeRequestTap::default());
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_credentials(credentials.ufrag.clone(), credentials.pwd.clone())

@@ -225,6 +225,52 @@ scenario('full_room_is_explained', () => withCall(async (server, browser) => {
   assert(await late.getByTestId('join').isEnabled(), 'the join button allows a retry');
 }, {}, ['--config', FULL_ROOM_CONFIG]));
 
+// Inbound video frame width from one publisher, as decoded.
+async function frameWidth(page, publisher) {
+  return page.evaluate(async pub => {
+    const c = window.jiefen.client;
+    let w = 0;
+    (await c.pc.getStats()).forEach(s => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+      const t = c.tracks.get(c.midToTrack.get(s.mid));
+      if (t && t.publisher === pub && s.frameWidth) w = s.frameWidth;
+    });
+    return w;
+  }, publisher);
+}
+
+async function waitWidth(page, publisher, pred, what, timeoutMs = 25000) {
+  const deadline = Date.now() + timeoutMs;
+  let w = 0;
+  while (Date.now() < deadline) {
+    w = await frameWidth(page, publisher);
+    if (pred(w)) return w;
+    await page.waitForTimeout(300);
+  }
+  throw new Error(`${what}: frame width stayed ${w}`);
+}
+
+scenario('simulcast_layer_follows_the_shown_size', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'simulcast', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await waitForMedia(pages.zhang, ['med']);
+  const trackId = await pages.zhang.evaluate(() => [...window.jiefen.client.tracks.values()].find(t => t.kind === 'video').id);
+  const setSize = (w, h) => pages.zhang.evaluate(([id, w, h]) => {
+    const c = window.jiefen.client;
+    c.videoSizes.set(id, `${w}x${h}`); // the page's own size reports would override the test's
+    c.send({ type: 'set_video_size', track: id, width: w, height: h });
+  }, [trackId, w, h]);
+  // Shown small: the quarter layer (160 px wide from the 640 px fake camera).
+  await setSize(160, 120);
+  const small = await waitWidth(pages.zhang, 'med', w => w > 0 && w <= 160, 'small tile gets the q layer');
+  // Shown large: a bigger layer (h at once, f once the publisher's bandwidth estimate allows).
+  await setSize(1280, 960);
+  const large = await waitWidth(pages.zhang, 'med', w => w >= 320, 'large tile gets h or f');
+  const frames = (await inboundByPublisher(pages.zhang)).med.videoFrames;
+  await pages.zhang.waitForTimeout(1000);
+  assert((await inboundByPublisher(pages.zhang)).med.videoFrames > frames, 'video keeps decoding after the switches');
+  console.log(`  decoded width ${small} px when shown small, ${large} px when shown large`);
+}));
+
 const wanted = process.argv.slice(2);
 let failed = 0;
 for (const s of scenarios) {

@@ -19,7 +19,7 @@ export class JiefenError extends Error {
 }
 
 export class JiefenClient extends EventTarget {
-  constructor({ token, url, simulcast = false } = {}) {
+  constructor({ token, url, simulcast = true } = {}) {
     super();
     if (!token) throw new JiefenError('token_invalid', 'a join token is required');
     this.token = token;
@@ -43,10 +43,9 @@ export class JiefenClient extends EventTarget {
     this.pendingAnswer = null;
     this.closedByUs = false;
     this.attempt = 0;
-    // With `simulcast`, cameras publish three layers (q, h, f at 1/4, 1/2, full size) and the
-    // server forwards each subscriber the one that fits the size it shows the video at. Off by
-    // default: webrtc-rs rtc 0.21 sometimes fails to bind a layer's SSRC to its rid (the layer's
-    // packets are then dropped), seen in about one call in three in headless Chromium.
+    // With `simulcast` (the default), cameras publish three layers (q, h, f at 1/4, 1/2, full
+    // size) and the server forwards each subscriber the one that fits the size it shows the
+    // video at (see setVideoSize).
     this.simulcast = simulcast;
     this.videoSizes = new Map(); // track id -> "w x h" last sent
   }
