@@ -296,6 +296,11 @@ function wire(c) {
       tile.audio.srcObject = new MediaStream([track]);
     }
   });
+  // A weak uplink is marked on the participant's tile.
+  c.addEventListener('quality', ev => {
+    const tile = state.tiles.get(ev.detail.identity);
+    if (tile) tile.el.dataset.quality = ev.detail.quality;
+  });
   // The server names the loudest participant (audio levels); its tile is highlighted.
   c.addEventListener('speaker', ev => {
     for (const [id, tile] of state.tiles) tile.el.classList.toggle('speaking', id === ev.detail.identity);

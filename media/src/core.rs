@@ -152,6 +152,59 @@ struct PublishedTrack {
     activity_at: Option<Instant>,
     /// When the activity was last above the speaking threshold.
     spoke_at: Option<Instant>,
+    /// Uplink loss accounting per SSRC since the last quality evaluation.
+    loss: HashMap<u32, LossWindow>,
+}
+
+/// Packets that arrived in order against packets expected (from the sequence-number span) on one
+/// SSRC. Late packets, retransmissions among them, do not count: this measures the network's
+/// loss, not what NACK later repaired.
+#[derive(Debug, Default, Clone, Copy)]
+struct LossWindow {
+    highest: Option<u16>,
+    expected: u64,
+    received: u64,
+}
+
+impl LossWindow {
+    fn on_packet(&mut self, seq: u16) {
+        match self.highest {
+            None => {
+                self.highest = Some(seq);
+                self.expected += 1;
+                self.received += 1;
+            }
+            Some(h) => {
+                let ahead = seq.wrapping_sub(h);
+                // Newer (serial arithmetic), with a sanity bound against a reset stream.
+                if ahead != 0 && ahead < 0x8000 {
+                    self.expected += u64::from(ahead.min(1000));
+                    self.received += 1;
+                    self.highest = Some(seq);
+                }
+            }
+        }
+    }
+}
+
+/// How well a participant's uplink carries its media, from the loss seen on its streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    Excellent,
+    Good,
+    Poor,
+}
+
+impl Quality {
+    fn from_loss(loss: f64) -> Quality {
+        if loss < 0.02 {
+            Quality::Excellent
+        } else if loss < 0.08 {
+            Quality::Good
+        } else {
+            Quality::Poor
+        }
+    }
 }
 
 /// Simulcast layers: q (quarter), h (half), f (full).
@@ -211,6 +264,7 @@ struct Participant {
     state: ConnectionState,
     /// Distinguishes this seat from earlier ones of the same identity.
     seat: u64,
+    quality: Option<Quality>,
 }
 
 #[derive(Default)]
@@ -261,7 +315,11 @@ pub struct WorkerCore {
     counters: CoreCounters,
     next_seat: u64,
     next_speaker_check: Option<Instant>,
+    next_quality_check: Option<Instant>,
 }
+
+/// How often uplink quality is evaluated (and loss windows restarted).
+const QUALITY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Options when adding a participant.
 #[derive(Debug, Clone)]
@@ -291,6 +349,7 @@ impl WorkerCore {
             counters: CoreCounters::default(),
             next_seat: 1,
             next_speaker_check: None,
+            next_quality_check: None,
         }
     }
 
@@ -369,6 +428,7 @@ impl WorkerCore {
                 subscriptions: HashMap::new(),
                 state: ConnectionState::Connecting,
                 seat,
+                quality: None,
             },
         );
         Ok(credentials)
@@ -615,6 +675,7 @@ impl WorkerCore {
                 activity: 0.0,
                 activity_at: None,
                 spoke_at: None,
+                loss: HashMap::new(),
             });
         }
         let unpublished: Vec<TrackId> = p
@@ -742,6 +803,10 @@ impl WorkerCore {
             self.next_speaker_check = Some(now + SPEAKER_INTERVAL);
             self.evaluate_speakers(now);
         }
+        if self.next_quality_check.is_none_or(|t| t <= now) {
+            self.next_quality_check = Some(now + QUALITY_INTERVAL);
+            self.evaluate_quality();
+        }
         let mut due = Vec::new();
         for (rid, room) in &mut self.rooms {
             for (pid, p) in &mut room.participants {
@@ -762,9 +827,39 @@ impl WorkerCore {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pcs = self.rooms.values_mut().flat_map(|r| r.participants.values_mut()).filter_map(|p| p.pc.poll_timeout()).min();
-        match (pcs, self.next_speaker_check.filter(|_| !self.rooms.is_empty())) {
+        let timers = [self.next_speaker_check, self.next_quality_check];
+        let own = timers.into_iter().flatten().filter(|_| !self.rooms.is_empty()).min();
+        match (pcs, own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// Each publishing participant's uplink quality over the last interval, as events when it changes.
+    fn evaluate_quality(&mut self) {
+        for (room_id, room) in &mut self.rooms {
+            let mut per_publisher: HashMap<ParticipantId, (u64, u64)> = HashMap::new();
+            for t in room.tracks.values_mut() {
+                let e = per_publisher.entry(t.info.publisher.clone()).or_default();
+                for w in t.loss.values_mut() {
+                    e.0 += w.expected;
+                    e.1 += w.received;
+                    *w = LossWindow { highest: w.highest, ..LossWindow::default() };
+                }
+            }
+            for (pid, (expected, received)) in per_publisher {
+                if expected < 20 {
+                    continue;
+                }
+                let loss = expected.saturating_sub(received) as f64 / expected as f64;
+                let quality = Quality::from_loss(loss);
+                if let Some(p) = room.participants.get_mut(&pid)
+                    && p.quality != Some(quality)
+                {
+                    p.quality = Some(quality);
+                    self.events.push_back((room_id.clone(), MediaEvent::ConnectionQuality { participant: pid, quality }));
+                }
+            }
         }
     }
 
@@ -902,6 +997,7 @@ impl WorkerCore {
             return;
         }
         let ssrc = packet.header.ssrc;
+        track.loss.entry(ssrc).or_default().on_packet(packet.header.sequence_number);
         if track.media_ssrc.is_none() {
             track.media_ssrc = Some(ssrc);
         }
@@ -1139,6 +1235,19 @@ fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_window_counts_gaps_and_ignores_late_packets() {
+        let mut w = LossWindow::default();
+        for seq in [65530u16, 65531, 65533, 65535, 0, 1, 65532] {
+            w.on_packet(seq);
+        }
+        // 65530..=1 spans 8 sequence numbers; 65534 never came; 65532 came late (not counted).
+        assert_eq!((w.expected, w.received), (8, 6));
+        assert_eq!(Quality::from_loss(0.0), Quality::Excellent);
+        assert_eq!(Quality::from_loss(0.05), Quality::Good);
+        assert_eq!(Quality::from_loss(0.2), Quality::Poor);
+    }
 
     #[test]
     fn caucus_gates_by_group() {

@@ -16,7 +16,8 @@ pub mod sdp;
 pub mod stun;
 
 pub use crate::core::{
-    IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, RecordingTap, SubscribeIntent, TapPacket,
+    IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, Quality, RecordingTap, SubscribeIntent,
+    TapPacket,
 };
 pub use driver::{Media, MediaConfig, MediaStats, RoomHandle};
 pub use ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
@@ -30,6 +31,8 @@ pub enum MediaEvent {
     TrackUnpublished(TrackId),
     /// The loudest participant now (from the audio-level extension), or nobody speaking.
     ActiveSpeaker(Option<ParticipantId>),
+    /// A publisher's uplink quality changed (from the loss on its streams).
+    ConnectionQuality { participant: ParticipantId, quality: crate::core::Quality },
     /// A participant's peer connection reached or lost the connected state.
     ConnectionState { participant: ParticipantId, state: ConnectionState },
 }

@@ -292,3 +292,49 @@ async fn the_recording_tap_sees_every_published_packet() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(rx.try_recv().is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uplink_loss_shows_in_connection_quality() {
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rq").await;
+    let mut clean = Peer::new("clean").await;
+    let mut lossy = Peer::new("lossy").await;
+    room.add_participant(clean.id.clone(), everyone()).await.expect("clean");
+    room.add_participant(lossy.id.clone(), everyone()).await.expect("lossy");
+    // Half of the lossy publisher's media never reaches the SFU (retransmissions included).
+    let relay = LossyRelay::start_directed(media.local_addrs()[0], 2, true).await;
+    clean.add_sources(&[Source::Camera]).await;
+    clean.negotiate(&room).await.expect("clean publishes");
+    lossy.add_sources(&[Source::Camera]).await;
+    lossy.negotiate_via(&room, Some(relay.port)).await.expect("lossy publishes");
+    clean.wait_connected().await;
+    lossy.wait_connected().await;
+    let pumping = async {
+        pump(&mut [&mut clean, &mut lossy], 400, 500).await;
+    };
+    let (_, seen) = tokio::join!(pumping, async {
+        let mut all = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+                all.push(e);
+            }
+        }
+        all
+    });
+    let quality_of = |who: &str| -> Vec<jiefen_media::Quality> {
+        seen.iter()
+            .filter_map(|e| match e {
+                jiefen_media::MediaEvent::ConnectionQuality { participant, quality } if participant.0 == who => Some(*quality),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(quality_of("clean").last(), Some(&jiefen_media::Quality::Excellent), "{seen:?}");
+    assert!(
+        matches!(quality_of("lossy").last(), Some(jiefen_media::Quality::Poor | jiefen_media::Quality::Good)),
+        "lossy uplink reported: {:?} (relay dropped {})",
+        quality_of("lossy"),
+        relay.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}

@@ -114,6 +114,8 @@ pub enum ServerMessage {
     TrackPublished { track: TrackInfo },
     TrackUnpublished { track: String },
     Chat { from: String, name: String, text: String, at: u64 },
+    /// A participant's connection quality: `excellent`, `good` or `poor` (uplink loss).
+    ConnectionQuality { identity: String, quality: String },
     /// The loudest participant now, or `null` when nobody speaks.
     ActiveSpeaker { identity: Option<String> },
     Recording { recording: bool, by: String },

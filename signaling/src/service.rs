@@ -549,6 +549,18 @@ impl Signaling {
                     m.send(ServerMessage::TrackUnpublished { track: id.0.clone() });
                 }
             }
+            MediaEvent::ConnectionQuality { participant, quality } => {
+                let quality = match quality {
+                    jiefen_media::Quality::Excellent => "excellent",
+                    jiefen_media::Quality::Good => "good",
+                    jiefen_media::Quality::Poor => "poor",
+                };
+                if st.members.get(&participant.0).is_some_and(|m| !m.claims.grants.hidden) {
+                    for m in st.members.values() {
+                        m.send(ServerMessage::ConnectionQuality { identity: participant.0.clone(), quality: quality.into() });
+                    }
+                }
+            }
             MediaEvent::ActiveSpeaker(who) => {
                 let identity = who.map(|p| p.0).filter(|id| st.members.get(id).is_some_and(|m| !m.claims.grants.hidden));
                 for m in st.members.values() {

@@ -127,6 +127,7 @@ export class JiefenClient extends EventTarget {
         this.emit('trackended', { trackId: m.track });
         return this.renegotiate();
       case 'chat': return this.emit('chat', m);
+      case 'connection_quality': return this.emit('quality', { identity: m.identity, quality: m.quality });
       case 'active_speaker': this.activeSpeaker = m.identity; return this.emit('speaker', { identity: m.identity });
       case 'recording': this.recording = m.recording; return this.emit('recording', { recording: m.recording, by: m.by });
       case 'mute_requested': return this.emit('muterequested', { source: m.source, by: m.by });

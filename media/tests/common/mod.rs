@@ -342,6 +342,11 @@ pub struct LossyRelay {
 
 impl LossyRelay {
     pub async fn start(server: std::net::SocketAddr, drop_every: u64) -> LossyRelay {
+        Self::start_directed(server, drop_every, false).await
+    }
+
+    /// With `upstream`, the losses are on the way from the client to the SFU instead.
+    pub async fn start_directed(server: std::net::SocketAddr, drop_every: u64, upstream: bool) -> LossyRelay {
         let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind relay"));
         let port = socket.local_addr().expect("addr").port();
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -352,17 +357,18 @@ impl LossyRelay {
             let mut media_seen = 0u64;
             while let Ok((n, from)) = socket.recv_from(&mut buf).await {
                 let data = &buf[..n];
-                if from == server {
-                    let Some(to) = client else { continue };
-                    // RTP, not RTCP (RFC 5761: RTCP packet types 192-223 in the second byte).
-                    let is_rtp = n > 12 && (128..192).contains(&data[0]) && !(192..224).contains(&data[1]);
-                    if is_rtp {
-                        media_seen += 1;
-                        if media_seen % drop_every == 0 {
-                            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            continue;
-                        }
+                let towards_client = from == server;
+                // RTP, not RTCP (RFC 5761: RTCP packet types 192-223 in the second byte).
+                let is_rtp = n > 12 && (128..192).contains(&data[0]) && !(192..224).contains(&data[1]);
+                if is_rtp && towards_client != upstream {
+                    media_seen += 1;
+                    if media_seen % drop_every == 0 {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        continue;
                     }
+                }
+                if towards_client {
+                    let Some(to) = client else { continue };
                     let _ = socket.send_to(data, to).await;
                 } else {
                     client = Some(from);
