@@ -597,6 +597,14 @@ impl WorkerCore {
             .local_description()
             .map(|d| d.sdp.clone())
             .ok_or_else(|| MediaError::BadOffer("no local description".into()))?;
+        // An ICE restart offer makes the answer carry new local credentials: route by them.
+        if let Some(ufrag) = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).map(str::to_string)
+            && ufrag != p.ufrag
+        {
+            let old = std::mem::replace(&mut p.ufrag, ufrag.clone());
+            self.by_ufrag.remove(&old);
+            self.by_ufrag.insert(ufrag, (room_id.clone(), pid.clone()));
+        }
 
         // Bind the new downtracks and learn their payload-type and extension maps.
         for (track_id, idx, ssrc, mid) in planned {

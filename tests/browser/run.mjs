@@ -168,6 +168,26 @@ scenario('reconnect_after_websocket_cut', () => withCall(async (server, browser)
   console.log(`  websocket cut to seat resumed: ${resumedMs} ms; media never stopped`);
 }));
 
+scenario('ice_restart_keeps_the_seat_and_media', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'icerestart', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await checkFullMesh(pages);
+  // The browser's own ICE credentials change with a restart (the ICE-lite server keeps its own).
+  const ufrag = () => pages.zhang.evaluate(() => /a=ice-ufrag:(\S+)/.exec(window.jiefen.client.pc.localDescription.sdp)[1]);
+  const before = await ufrag();
+  await pages.zhang.evaluate(() => { window.__pc = window.jiefen.client.pc; return window.jiefen.client.restartIce(); });
+  const after = await ufrag();
+  assert(before !== after, 'the browser restarted ICE with new credentials');
+  const t0 = Date.now();
+  const since = (await inboundByPublisher(pages.zhang)).med.videoFrames;
+  await pages.zhang.waitForTimeout(2000);
+  const now = (await inboundByPublisher(pages.zhang)).med.videoFrames;
+  assert(await pages.zhang.evaluate(() => window.__pc === window.jiefen.client.pc), 'same peer connection');
+  assert(now > since, 'media flows after the ICE restart');
+  const state = await pages.zhang.evaluate(() => window.jiefen.client.pc.connectionState);
+  assert(state === 'connected', `connected after the restart (${state})`);
+  console.log(`  browser ICE ufrag ${before} -> ${after}; media flowing ${Date.now() - t0} ms after the restart`);
+}));
+
 scenario('rejoin_after_page_reload', () => withCall(async (server, browser) => {
   const pages = await joinAll(server, browser, 'reload', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
   await checkFullMesh(pages);

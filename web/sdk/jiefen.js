@@ -182,7 +182,15 @@ export class JiefenClient extends EventTarget {
     };
     pc.onconnectionstatechange = () => {
       this.emit('mediastate', { state: pc.connectionState });
-      if (pc.connectionState === 'failed' && this.state === 'joined') this.reconnect();
+      if (pc.connectionState === 'failed' && this.state === 'joined') {
+        // Same seat, same subscriptions: restart ICE over the signaling connection; rejoin
+        // from scratch only if that does not bring media back.
+        this.restartIce();
+        clearTimeout(this.iceRestartTimer);
+        this.iceRestartTimer = setTimeout(() => {
+          if (this.pc === pc && pc.connectionState !== 'connected' && this.state === 'joined') this.reconnect();
+        }, 10000);
+      }
     };
     return pc;
   }
@@ -262,6 +270,13 @@ export class JiefenClient extends EventTarget {
     const sdp = await answer;
     if (this.pc !== pc) return;
     await pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  // An ICE restart on the current peer connection (new ICE credentials both ways).
+  restartIce() {
+    if (!this.pc) return Promise.resolve();
+    this.pc.restartIce();
+    return this.renegotiate();
   }
 
   chat(text) { this.send({ type: 'chat', text }); }
