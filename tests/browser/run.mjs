@@ -55,8 +55,11 @@ scenario('one_to_one', () => withCall(async (server, browser) => {
   const pages = await joinAll(server, browser, 'one2one', [['med', '王调解员', 'mediator'], ['zhang', '张三', 'party']]);
   await checkFullMesh(pages);
   console.log(`  join click to media both ways: ${Date.now() - t0} ms`);
-  // The fake microphone beeps: the party's tile lights up as the speaker on the mediator's page.
+  // The fake microphone beeps. With the mediator muted, the party's tile lights up as the
+  // speaker on the mediator's page.
+  await pages.med.getByTestId('toggle-audio').click();
   await pages.med.locator('.tile.speaking[data-identity="zhang"]').waitFor({ timeout: 15000 });
+  await pages.med.getByTestId('toggle-audio').click();
   // Chat both ways.
   await pages.zhang.locator('#toggle-chat').click();
   await pages.zhang.locator('#chat-input').fill('您好，调解员');
@@ -186,6 +189,34 @@ scenario('ice_restart_keeps_the_seat_and_media', () => withCall(async (server, b
   const state = await pages.zhang.evaluate(() => window.jiefen.client.pc.connectionState);
   assert(state === 'connected', `connected after the restart (${state})`);
   console.log(`  browser ICE ufrag ${before} -> ${after}; media flowing ${Date.now() - t0} ms after the restart`);
+}));
+
+scenario('screen_share_published_mid_call', () => withCall(async (server, browser) => {
+  const pages = await joinAll(server, browser, 'screen', [['med', '调解员', 'mediator'], ['zhang', '张三', 'party']]);
+  await checkFullMesh(pages);
+  // A second video source from a canvas, published in a renegotiation, as a screen share is.
+  await pages.zhang.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 320; canvas.height = 240;
+    const ctx = canvas.getContext('2d');
+    setInterval(() => { ctx.fillStyle = `hsl(${Date.now() / 10 % 360},80%,50%)`; ctx.fillRect(0, 0, 320, 240); }, 50);
+    await window.jiefen.client.publish(canvas.captureStream(15), { screen: true });
+  });
+  const deadline = Date.now() + 20000;
+  let frames = 0;
+  while (Date.now() < deadline && frames === 0) {
+    frames = await pages.med.evaluate(async () => {
+      const c = window.jiefen.client;
+      let f = 0;
+      (await c.pc.getStats()).forEach(s => {
+        const t = s.type === 'inbound-rtp' && c.tracks.get(c.midToTrack.get(s.mid));
+        if (t && t.source === 'screen') f += s.framesDecoded || 0;
+      });
+      return f;
+    });
+    await pages.med.waitForTimeout(300);
+  }
+  assert(frames > 0, 'the screen share published mid-call is decoded by the other side');
 }));
 
 scenario('rejoin_after_page_reload', () => withCall(async (server, browser) => {

@@ -57,6 +57,7 @@ export class JiefenClient extends EventTarget {
   // Opens the websocket and joins. Resolves with 'joined' or 'lobby'; rejects with a JiefenError.
   connect({ resume = false, redirects = 0 } = {}) {
     this.state = this.state === 'reconnecting' ? 'reconnecting' : 'connecting';
+    decideCodecOrder(); // ahead of the first publish
     return new Promise((resolve, reject) => {
       let settled = false;
       const ws = new WebSocket(this.url);
@@ -204,6 +205,7 @@ export class JiefenClient extends EventTarget {
 
   // Publishes every track of a stream (microphone, camera) or a screen-share stream.
   async publish(stream, { screen = false } = {}) {
+    await decideCodecOrder();
     this.ensurePeerConnection();
     for (const track of stream.getTracks()) {
       const source = screen ? 'screen' : (track.kind === 'audio' ? 'microphone' : 'camera');
@@ -348,12 +350,37 @@ const SIMULCAST_LAYERS = [
   { rid: 'f', maxBitrate: 1500000 },
 ];
 
-// Prefer VP8, then H.264: every browser decodes them; Safari/WeChat lack VP8 hardware and pick H.264.
+// Video codec order: VP8 first where the browser encodes it efficiently; H.264 first where only
+// H.264 is hardware-accelerated (Safari, the WeChat browser on iOS) or VP8 is missing.
+let h264First = false;
+let codecOrder = null;
+function decideCodecOrder() {
+  codecOrder ||= queryCodecOrder();
+  return codecOrder;
+}
+async function queryCodecOrder() {
+  try {
+    const mc = navigator.mediaCapabilities;
+    if (mc && mc.encodingInfo) {
+      const cfg = mime => ({ type: 'webrtc', video: { contentType: mime, width: 640, height: 480, bitrate: 800000, framerate: 30 } });
+      // Some browsers never answer this query: give it half a second.
+      const timeout = new Promise(resolve => setTimeout(() => resolve(null), 500));
+      const answer = await Promise.race([Promise.all([mc.encodingInfo(cfg('video/VP8')), mc.encodingInfo(cfg('video/H264'))]), timeout]);
+      if (answer) {
+        const [vp8, h264] = answer;
+        h264First = (!vp8.supported || !vp8.powerEfficient) && h264.supported && h264.powerEfficient;
+      }
+    }
+  } catch {}
+  return h264First;
+}
+
 function preferCodecs(transceiver) {
   if (!window.RTCRtpSender || !RTCRtpSender.getCapabilities || !transceiver.setCodecPreferences) return;
   const caps = RTCRtpSender.getCapabilities('video');
   if (!caps) return;
-  const rank = c => (/vp8/i.test(c.mimeType) ? 0 : /h264/i.test(c.mimeType) ? 1 : /rtx|red|ulpfec/i.test(c.mimeType) ? 3 : 2);
+  const first = h264First ? /h264/i : /vp8/i, second = h264First ? /vp8/i : /h264/i;
+  const rank = c => (first.test(c.mimeType) ? 0 : second.test(c.mimeType) ? 1 : /rtx|red|ulpfec/i.test(c.mimeType) ? 3 : 2);
   const codecs = [...caps.codecs].sort((a, b) => rank(a) - rank(b));
   try { transceiver.setCodecPreferences(codecs); } catch {}
 }
