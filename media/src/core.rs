@@ -146,7 +146,7 @@ struct PublishedTrack {
     /// Simulcast: SSRC → layer (0 = q, 1 = h, 2 = f); a plain track is layer 0.
     layer_of_ssrc: HashMap<u32, u8>,
     /// Per layer: its SSRC and when it was last seen.
-    layers: [Option<(u32, Instant)>; LAYERS],
+    layers: [Option<LayerSeen>; LAYERS],
     /// Audio: the smoothed activity from the audio-level extension, and when it was last fed.
     activity: f32,
     activity_at: Option<Instant>,
@@ -209,6 +209,16 @@ impl Quality {
 
 /// Simulcast layers: q (quarter), h (half), f (full).
 pub const LAYERS: usize = 3;
+/// A layer must have flowed this long without a gap before subscribers switch up to it.
+const LAYER_STABLE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+struct LayerSeen {
+    ssrc: u32,
+    last: Instant,
+    /// Start of the current run without a gap.
+    since: Instant,
+}
 /// A layer not seen for this long is considered paused by the publisher.
 const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
 
@@ -222,9 +232,20 @@ fn layer_of_rid(rid: &str) -> u8 {
 
 impl PublishedTrack {
     /// The best layer at or below `preferred` that is flowing now, else the lowest flowing one.
-    fn pick_layer(&self, now: Instant, preferred: u8) -> Option<u8> {
-        let live = |l: usize| self.layers[l].is_some_and(|(_, seen)| now.duration_since(seen) < LAYER_TIMEOUT);
-        (0..=usize::from(preferred).min(LAYERS - 1)).rev().find(|&l| live(l)).or_else(|| (0..LAYERS).find(|&l| live(l))).map(|l| l as u8)
+    /// A layer above `current` must have flowed steadily for [`LAYER_STABLE`] first, so that a
+    /// layer the publisher is only starting (or about to drop) does not stall the subscriber.
+    fn pick_layer(&self, now: Instant, preferred: u8, current: Option<u8>) -> Option<u8> {
+        let live = |l: usize| self.layers[l].is_some_and(|s| now.duration_since(s.last) < LAYER_TIMEOUT);
+        let usable = |l: usize| {
+            live(l)
+                && (current.is_none_or(|c| l <= usize::from(c))
+                    || self.layers[l].is_some_and(|s| now.duration_since(s.since) >= LAYER_STABLE))
+        };
+        (0..=usize::from(preferred).min(LAYERS - 1))
+            .rev()
+            .find(|&l| usable(l))
+            .or_else(|| (0..LAYERS).find(|&l| live(l)))
+            .map(|l| l as u8)
     }
 }
 
@@ -751,7 +772,7 @@ impl WorkerCore {
         if track.info.kind != Kind::Video {
             return;
         }
-        let layer_ssrc = layer.and_then(|l| track.layers.get(usize::from(l)).copied().flatten()).map(|(ssrc, _)| ssrc);
+        let layer_ssrc = layer.and_then(|l| track.layers.get(usize::from(l)).copied().flatten()).map(|s| s.ssrc);
         let Some(media_ssrc) = layer_ssrc.or(track.media_ssrc) else { return };
         if track.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
             return;
@@ -1018,7 +1039,12 @@ impl WorkerCore {
                 l
             }
         };
-        track.layers[usize::from(layer)] = Some((ssrc, now));
+        let slot = &mut track.layers[usize::from(layer)];
+        let since = match slot {
+            Some(s) if s.ssrc == ssrc && now.duration_since(s.last) < LAYER_TIMEOUT => s.since,
+            _ => now,
+        };
+        *slot = Some(LayerSeen { ssrc, last: now, since });
         if track.info.kind == Kind::Audio
             && let Some(level) = packet
                 .header
@@ -1061,7 +1087,7 @@ impl WorkerCore {
                 continue;
             }
             let Some(down) = sub.subscriptions.get_mut(&track_id) else { continue };
-            let target = if is_video { track.pick_layer(now, down.preferred_layer) } else { Some(layer) };
+            let target = if is_video { track.pick_layer(now, down.preferred_layer, down.current_layer) } else { Some(layer) };
             // Packets of layers other than the one being forwarded (or switched to) are ignored.
             let switching = down.current_layer.is_some() && down.current_layer != target;
             if Some(layer) != down.current_layer && Some(layer) != target {

@@ -110,7 +110,14 @@ export async function waitForMedia(page, from, { timeoutMs = 20000, video = true
     if (from.every(id => last[id] && last[id].audioPackets > 0 && (!video || last[id].videoFrames > 0))) return last;
     await page.waitForTimeout(250);
   }
-  throw new Error(`media from ${from.join(', ')} did not arrive in ${timeoutMs} ms; got ${JSON.stringify(last)}`);
+  const state = await page.evaluate(() => {
+    const c = window.jiefen && window.jiefen.client;
+    const visible = ['precall', 'lobby', 'session', 'ended'].filter(id => !document.getElementById(id).hidden);
+    return { screen: visible.join(','), client: c ? c.state : 'none', pc: c && c.pc ? c.pc.connectionState : 'none',
+      tracks: c ? [...c.tracks.keys()] : [], subscriptions: c ? [...c.subscriptions.keys()] : [],
+      error: document.getElementById('join-error').textContent, notice: document.getElementById('notice').textContent };
+  }).catch(e => ({ error: String(e) }));
+  throw new Error(`media from ${from.join(', ')} did not arrive in ${timeoutMs} ms; got ${JSON.stringify(last)}; page ${JSON.stringify(state)}`);
 }
 
 export function assert(cond, message) {

@@ -317,25 +317,33 @@ scenario('simulcast_layer_follows_the_shown_size', () => withCall(async (server,
   await setSize(1280, 960);
   const large = await waitWidth(pages.zhang, 'med', w => w >= 320, 'large tile gets h or f');
   const frames = (await inboundByPublisher(pages.zhang)).med.videoFrames;
-  await pages.zhang.waitForTimeout(1000);
-  assert((await inboundByPublisher(pages.zhang)).med.videoFrames > frames, 'video keeps decoding after the switches');
+  await pages.zhang.waitForTimeout(3000);
+  assert((await inboundByPublisher(pages.zhang)).med.videoFrames > frames + 10, 'video keeps decoding after the switches');
   console.log(`  decoded width ${small} px when shown small, ${large} px when shown large`);
 }));
 
 const wanted = process.argv.slice(2);
 let failed = 0;
+const flaky = [];
 for (const s of scenarios) {
   if (wanted.length && !wanted.includes(s.name)) continue;
-  const t0 = Date.now();
-  process.stdout.write(`browser test ${s.name} ...\n`);
-  try {
-    await s.fn();
-    console.log(`browser test ${s.name} ... ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  } catch (e) {
-    failed++;
-    console.log(`browser test ${s.name} ... FAILED: ${e.stack || e}`);
+  // One retry: a scenario that fails twice fails the suite; one that passes on the retry is
+  // reported as FLAKY with its first error, so it is seen and investigated, not hidden.
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    const t0 = Date.now();
+    process.stdout.write(`browser test ${s.name} ...${attempt > 1 ? ' (retry)' : ''}\n`);
+    try {
+      await s.fn();
+      console.log(`browser test ${s.name} ... ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      break;
+    } catch (e) {
+      console.log(`browser test ${s.name} ... FAILED${attempt === 1 ? ' (will retry)' : ''}: ${e.stack || e}`);
+      if (attempt === 2) failed++;
+      else flaky.push(`${s.name}: ${String(e.message || e).slice(0, 300)}`);
+    }
   }
 }
+if (flaky.length) console.log(`FLAKY (passed on retry):\n  ${flaky.join('\n  ')}`);
 if (failed) {
   console.log(`${failed} browser test(s) failed`);
   process.exit(1);
