@@ -255,18 +255,10 @@ export class JiefenClient extends EventTarget {
     for (const [id, tr] of [...this.subscriptions]) {
       if (!this.tracks.has(id)) { this.subscriptions.delete(id); try { tr.direction = 'inactive'; } catch {} }
     }
-    let offer;
-    try {
-      offer = await pc.createOffer();
-    } catch (e) {
-      // Chrome sometimes refuses an offer (ERROR_CONTENT) with codec preferences set on a
-      // simulcast sender; fall back to the browser's own codec order rather than fail the call.
-      console.warn('jiefen: createOffer failed, retrying without codec preferences', e);
-      for (const l of this.local.values()) {
-        try { l.transceiver.setCodecPreferences([]); } catch {}
-      }
-      offer = await pc.createOffer();
-    }
+    // Nothing to send or receive yet: an offer without m-lines would be answered without a
+    // BUNDLE group, and Chrome (max-bundle) then refuses every later offer on this connection.
+    if (pc.getTransceivers().length === 0) return;
+    const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const publish = [];
     for (const [source, l] of this.local) if (l.transceiver.mid !== null) publish.push({ mid: l.transceiver.mid, source });
