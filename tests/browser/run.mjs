@@ -20,6 +20,15 @@ async function withCall(fn, serverEnv = {}, serverArgs = []) {
     await fn(server, browser);
   } catch (e) {
     console.error('--- server log (tail) ---\n' + server.log().slice(-4000));
+    // Every page's view, to tell which side of a failed call went wrong.
+    for (const page of browser.contexts().flatMap(c => c.pages())) {
+      const view = await page.evaluate(() => {
+        const c = window.jiefen && window.jiefen.client;
+        return c ? { identity: c.self && c.self.identity, state: c.state, pc: c.pc && c.pc.connectionState,
+          tracks: [...c.tracks.keys()], local: [...c.local.keys()], notice: document.getElementById('notice').textContent } : 'no client';
+      }).catch(err => String(err));
+      console.error('--- page', JSON.stringify(view));
+    }
     throw e;
   } finally {
     await browser.close();
