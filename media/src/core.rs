@@ -791,20 +791,16 @@ impl WorkerCore {
     /// One datagram from the socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.counters.packets_in += 1;
-        let key = match self.by_addr.get(&from) {
-            Some(k) => Some(k.clone()),
-            None => stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)).cloned(),
-        };
+        // The STUN USERNAME is read once: it routes a first contact and (re)learns the address
+        // after a NAT rebinding or an ICE restart.
+        let by_ufrag = stun::local_ufrag(data).and_then(|u| self.by_ufrag.get(u)).cloned();
+        let key = self.by_addr.get(&from).cloned().or_else(|| by_ufrag.clone());
         let Some((room_id, pid)) = key else {
             self.counters.datagrams_unrouted += 1;
             return;
         };
-        // A STUN request from a new address (first contact, or a NAT rebinding / ICE restart).
-        if stun::is_stun(data)
-            && let Some(u) = stun::local_ufrag(data)
-            && let Some(k) = self.by_ufrag.get(u)
-        {
-            self.by_addr.insert(from, k.clone());
+        if let Some(k) = by_ufrag {
+            self.by_addr.insert(from, k);
         }
         let Some(p) = self.rooms.get_mut(&room_id).and_then(|r| r.participants.get_mut(&pid)) else { return };
         let msg = TaggedBytesMut {

@@ -373,38 +373,34 @@ impl Signaling {
     /// The websocket dropped without a goodbye: hold the seat for the reconnect window.
     pub async fn disconnected(&self, seat: &Seat) {
         let Some(room) = self.room(&seat.room) else { return };
+        // Mark the seat held and read what the store record needs, under one lock.
         let held = room
             .state
             .lock()
-            .map(|mut st| match st.members.get_mut(&seat.identity) {
+            .ok()
+            .and_then(|mut st| match st.members.get_mut(&seat.identity) {
                 Some(m) if m.connection == seat.connection => {
                     m.connected = false;
-                    true
+                    Some((m.info.name.clone(), m.info.role))
                 }
-                _ => false,
-            })
-            .unwrap_or(false);
-        if !held {
+                _ => None,
+            });
+        let Some((name, role)) = held else {
             // A lobby wait, or a seat already taken over: nothing to hold.
             return self.leave(seat).await;
-        }
+        };
         let record = ParticipantRecord {
             identity: seat.identity.clone(),
-            name: String::new(),
-            role: crate::token::Role::Party,
+            name,
+            role,
             node_id: self.inner.config.node_id.clone(),
             state: "reconnecting".into(),
         };
-        if let Ok(st) = room.state.lock()
-            && let Some(m) = st.members.get(&seat.identity)
-        {
-            let record = ParticipantRecord { name: m.info.name.clone(), role: m.info.role, ..record };
-            let store = self.inner.store.clone();
-            let room_id = room.id.clone();
-            tokio::spawn(async move {
-                let _ = store.put_participant(&room_id, &record).await;
-            });
-        }
+        let store = self.inner.store.clone();
+        let room_id = room.id.clone();
+        tokio::spawn(async move {
+            let _ = store.put_participant(&room_id, &record).await;
+        });
         let this = self.clone();
         let window = self.inner.config.limits.reconnect_window;
         let held_seat = Seat { room: seat.room.clone(), identity: seat.identity.clone(), connection: seat.connection, outbox: mpsc::unbounded_channel().1 };
