@@ -127,6 +127,63 @@ pub async fn seed_demo(db: &Db) -> Result<bool, DbError> {
         .execute(&mut *tx)
         .await?;
     }
+    for (org, name, description) in DEMO_NAMED_ROOMS {
+        sqlx::query(
+            "insert into named_room (mediation_org_id, name, description, created_at) \
+             select mediation_org_id, $1, $2, $3 from mediation_org where name = $4",
+        )
+        .bind(*name)
+        .bind(*description)
+        .bind(&now)
+        .bind(*org)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(true)
+}
+
+/// (org name, room name, description)
+const DEMO_NAMED_ROOMS: &[(&str, &str, &str)] = &[
+    ("八宝山街道人民调解委员会（老街坊调解室）", "老街坊", "由社区老街坊、老党员参与的邻里纠纷调解室"),
+    ("鲁谷街道人民调解委员会（暖情调解室）", "暖情", "婚姻家庭与心理疏导相结合的调解室"),
+];
+
+/// (code, 中文, English, epidemic zone)
+pub const CATEGORIES: &[(&str, &str, &str, bool)] = &[
+    ("house_lease", "房屋租赁", "House leasing", true),
+    ("labour_contract", "劳动合同", "Labour contract", true),
+    ("travel_ticket", "客运票务", "Travel tickets", true),
+    ("goods_transport", "货物运输", "Goods transport", true),
+    ("tourism_contract", "旅游合同", "Tourism contract", true),
+    ("financial_loan", "金融借款", "Financial loan", true),
+    ("insurance", "保险", "Insurance", true),
+    ("online_shopping", "网络购物", "Online shopping", true),
+    ("property_services", "物业服务", "Property services", true),
+    ("neighbour_relations", "邻里关系", "Neighbour relations", true),
+    ("marriage_family", "婚姻家庭", "Marriage and family", false),
+    ("inheritance", "继承", "Inheritance", false),
+    ("property_title", "物权", "Title to property", false),
+    ("prepaid_consumption", "预付式消费", "Prepaid consumption", false),
+    ("private_lending", "民间借贷", "Private lending", false),
+    ("traffic_accident", "交通事故", "Traffic accident", false),
+    ("medical", "医疗纠纷", "Medical dispute", false),
+    ("other", "其他", "Other", false),
+];
+
+/// Inserts the built-in categories that are missing; an admin's edits and retirements stay.
+pub async fn ensure_categories(db: &Db) -> Result<(), DbError> {
+    let now = now_text();
+    for (code, zh, en, epidemic) in CATEGORIES {
+        sqlx::query("insert into category (code, name_zh, name_en, epidemic_zone, active, created_at) values ($1, $2, $3, $4, $5, $6) on conflict (code) do nothing")
+            .bind(*code)
+            .bind(*zh)
+            .bind(*en)
+            .bind(*epidemic)
+            .bind(true)
+            .bind(&now)
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(())
 }

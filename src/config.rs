@@ -49,6 +49,9 @@ pub struct ConfigArgs {
     /// Where session events are POSTed (signed) for a case backend that runs elsewhere.
     #[arg(long, global = true, env = "JIEFEN_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
+    /// AES-256 key (64 hex digits) encrypting phone and ID numbers at rest; generated into the data dir if unset.
+    #[arg(long, global = true, env = "JIEFEN_FIELD_KEY", hide_env_values = true)]
+    pub field_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -74,8 +77,20 @@ struct FileConfig {
     public_url: Option<String>,
     node_id: Option<String>,
     webhook_url: Option<String>,
+    field_key: Option<String>,
     #[serde(default)]
     limits: FileLimits,
+    #[serde(default)]
+    auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    idle_timeout_secs: Option<u64>,
+    absolute_timeout_secs: Option<u64>,
+    max_login_failures: Option<i64>,
+    lockout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,7 +127,9 @@ pub struct Config {
     pub public_url: Option<String>,
     pub node_id: Option<String>,
     pub webhook_url: Option<String>,
+    pub field_key: Option<String>,
     pub limits: Limits,
+    pub auth: crate::store::staff::AuthSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -127,7 +144,9 @@ impl std::fmt::Debug for Config {
             .field("database", &self.database_url.as_deref().map(redact_url))
             .field("redis", &self.redis_url.as_deref().map(redact_url))
             .field("token_secret", &self.token_secret.as_ref().map(|_| "<redacted>"))
+            .field("field_key", &self.field_key.as_ref().map(|_| "<redacted>"))
             .field("limits", &self.limits)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -184,6 +203,22 @@ impl Config {
         }
         let redis_url = args.redis_url.clone().or(file.redis_url).filter(|u| !u.is_empty());
         let l = file.limits;
+        let a = file.auth;
+        let auth = crate::store::staff::AuthSettings {
+            idle_timeout: Duration::from_secs(a.idle_timeout_secs.unwrap_or(30 * 60)),
+            absolute_timeout: Duration::from_secs(a.absolute_timeout_secs.unwrap_or(12 * 3600)),
+            max_failures: a.max_login_failures.unwrap_or(5),
+            lockout: Duration::from_secs(a.lockout_secs.unwrap_or(15 * 60)),
+        };
+        if auth.idle_timeout.is_zero() || auth.absolute_timeout < auth.idle_timeout || auth.max_failures < 1 {
+            return Err(ConfigError::Invalid("auth: idle_timeout_secs > 0, absolute_timeout_secs >= idle_timeout_secs, max_login_failures >= 1".into()));
+        }
+        let field_key = args.field_key.clone().or(file.field_key).filter(|k| !k.is_empty());
+        if let Some(k) = &field_key
+            && crate::crypto::FieldCipher::from_hex(k).is_err()
+        {
+            return Err(ConfigError::Invalid("field_key must be 64 hex digits (32 bytes)".into()));
+        }
         Ok(Config {
             listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("data")),
@@ -205,6 +240,8 @@ impl Config {
                 }
                 url
             },
+            field_key,
+            auth,
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),
                 rooms_per_node: l.rooms_per_node.unwrap_or(500),
@@ -220,6 +257,14 @@ impl Config {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The base URL once the listener is bound (a `:0` port resolved).
+    pub fn base_url_for(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
         }
     }
 

@@ -1,15 +1,22 @@
-//! The join-token signing secret: from config, or generated once into the data dir.
+//! Secrets generated once into the data dir when config gives none: the join-token signing
+//! secret (`token.key`) and the field-encryption key (`field.key`).
 
 use std::io::Write;
 use std::path::Path;
 
 use rand::RngCore;
 
-const KEY_FILE: &str = "token.key";
+pub const TOKEN_KEY_FILE: &str = "token.key";
+pub const FIELD_KEY_FILE: &str = "field.key";
 
 /// Reads `<data_dir>/token.key`, creating it (mode 0600) on first use.
 pub fn load_or_create(data_dir: &Path) -> std::io::Result<Vec<u8>> {
-    let path = data_dir.join(KEY_FILE);
+    load_or_create_named(data_dir, TOKEN_KEY_FILE)
+}
+
+/// Reads `<data_dir>/<name>` (64 hex digits), creating it (mode 0600) on first use.
+pub fn load_or_create_named(data_dir: &Path, name: &str) -> std::io::Result<Vec<u8>> {
+    let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(text.trim().as_bytes().to_vec()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -1,8 +1,14 @@
 //! jiefen: the case-management backend and the wiring of every crate into one server.
 
+pub mod auth;
 pub mod bootstrap;
+pub mod case;
 pub mod config;
+pub mod crypto;
 pub mod db;
+pub mod deadlines;
 pub mod http;
 pub mod keys;
 pub mod server;
+pub mod sessions_sync;
+pub mod store;

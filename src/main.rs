@@ -99,7 +99,7 @@ fn serve(config: Config, demo: bool) -> ExitCode {
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async move {
-        let server = match Server::start(&config, StartOptions { demo, web_dir: default_web_dir() }).await {
+        let server = match Server::start(&config, StartOptions { demo, web_dir: default_web_dir(), sms: None }).await {
             Ok(s) => s,
             Err(e) => return fail(&e.to_string()),
         };

@@ -39,6 +39,8 @@ pub struct Server {
 pub struct StartOptions {
     pub demo: bool,
     pub web_dir: PathBuf,
+    /// The text-message gateway; `None`: the log gateway (codes appear in the log).
+    pub sms: Option<crate::auth::sms::LogSms>,
 }
 
 /// The web app folder: `JIEFEN_WEB_DIR`, or `web/` beside the binary's sources.
@@ -82,6 +84,7 @@ impl Server {
         let first_admin_password = crate::bootstrap::ensure_admin(&db)
             .await
             .map_err(|source| StartError::Database { url: redact_url(&url), source })?;
+        crate::bootstrap::ensure_categories(&db).await.map_err(|source| StartError::Database { url: redact_url(&url), source })?;
         let demo_seeded = if options.demo {
             crate::bootstrap::seed_demo(&db).await.map_err(|source| StartError::Database { url: redact_url(&url), source })?
         } else {
@@ -136,7 +139,32 @@ impl Server {
             };
             tokio::spawn(jiefen_signaling::webhook::run(signaling.subscribe_events(), webhook));
         }
-        let state = AppState { db, signaling, metrics: Arc::default(), web_dir: options.web_dir };
+        let field_key = match &config.field_key {
+            Some(k) => k.clone(),
+            None => {
+                let bytes = crate::keys::load_or_create_named(&config.data_dir, crate::keys::FIELD_KEY_FILE)
+                    .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+        };
+        let cipher = crate::crypto::FieldCipher::from_hex(&field_key).map_err(|e| StartError::DataDir {
+            path: config.data_dir.join(crate::keys::FIELD_KEY_FILE),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        let sms: Arc<dyn crate::auth::sms::SmsGateway> = Arc::new(options.sms.clone().unwrap_or_default());
+        let state = AppState {
+            db,
+            signaling,
+            metrics: Arc::default(),
+            web_dir: options.web_dir,
+            cipher,
+            party_links: crate::auth::party_link::PartyLinkKey::from_secret(&token_secret(config)?),
+            sms,
+            auth: config.auth.clone(),
+            public_url: config.base_url_for(local_addr),
+        };
+        tokio::spawn(crate::sessions_sync::run(state.db.clone(), state.signaling.subscribe_events()));
+        tokio::spawn(crate::deadlines::run(state.db.clone()));
         Ok(Server { state, listener, local_addr, first_admin_password, demo_seeded })
     }
 

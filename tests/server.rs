@@ -20,7 +20,7 @@ fn config(dir: &std::path::Path, database_url: Option<String>, redis_url: Option
 }
 
 async fn exercise(config: Config) {
-    let server = Server::start(&config, StartOptions { demo: true, web_dir: default_web_dir() }).await.expect("starts");
+    let server = Server::start(&config, StartOptions { demo: true, web_dir: default_web_dir(), sms: None }).await.expect("starts");
     assert!(server.first_admin_password.as_ref().is_some_and(|p| p.len() == 16));
     assert!(server.demo_seeded);
     let addr = server.local_addr;
@@ -56,7 +56,7 @@ async fn exercise(config: Config) {
     task.await.expect("join").expect("clean shutdown");
 
     // A second start on the same database: no new admin password, no second demo seed.
-    let again = Server::start(&config, StartOptions { demo: true, web_dir: default_web_dir() }).await.expect("restarts");
+    let again = Server::start(&config, StartOptions { demo: true, web_dir: default_web_dir(), sms: None }).await.expect("restarts");
     assert!(again.first_admin_password.is_none());
     assert!(!again.demo_seeded);
 }

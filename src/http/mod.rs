@@ -1,10 +1,19 @@
 //! The HTTP surface: `app(state) -> Router`, one `router()` per module, merged here.
 
+pub mod admin;
+pub mod auth;
+pub mod casework;
+pub mod cases;
 pub mod error;
 pub mod health;
+pub mod intake;
 pub mod metrics;
 pub mod openapi;
 pub mod orgs;
+pub mod party;
+pub mod qr;
+pub mod scope;
+pub mod sessions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +30,13 @@ pub struct AppState {
     pub signaling: Signaling,
     pub metrics: Arc<metrics::HttpMetrics>,
     pub web_dir: PathBuf,
+    /// Encrypts parties' phone and ID numbers at rest.
+    pub cipher: crate::crypto::FieldCipher,
+    pub party_links: crate::auth::party_link::PartyLinkKey,
+    pub sms: Arc<dyn crate::auth::sms::SmsGateway>,
+    pub auth: crate::store::staff::AuthSettings,
+    /// The base of links handed to people (join links, party links, QR codes).
+    pub public_url: String,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -31,6 +47,13 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(openapi::router())
         .merge(orgs::router())
+        .merge(auth::router())
+        .merge(cases::router())
+        .merge(casework::router())
+        .merge(sessions::router())
+        .merge(intake::router())
+        .merge(party::router())
+        .merge(admin::router())
         .with_state(state.clone());
     Router::new()
         .merge(api)

@@ -10,7 +10,19 @@ use super::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "jiefen API", description = "Online dispute resolution: cases and video mediation"),
-    paths(super::health::healthz, super::health::readyz, super::metrics::metrics, super::orgs::list_org_units, openapi_json),
+    paths(
+        super::health::healthz, super::health::readyz, super::metrics::metrics, super::orgs::list_org_units, openapi_json,
+        super::auth::login, super::auth::logout, super::auth::me, super::auth::begin_totp, super::auth::confirm_totp, super::auth::change_password,
+        super::cases::register, super::cases::list, super::cases::detail, super::cases::edit, super::cases::transition,
+        super::cases::suggestions, super::cases::assign, super::cases::transfer, super::cases::take_case,
+        super::cases::events, super::cases::verify_events, super::cases::party_link,
+        super::casework::add_assessment, super::casework::list_assessments, super::casework::follow_up, super::casework::list_follow_ups, super::casework::supervision,
+        super::sessions::schedule, super::sessions::list_for_case, super::sessions::detail, super::sessions::links, super::sessions::invitee_qr, super::sessions::add_record,
+        super::intake::public_intake, super::intake::import, super::intake::org_qr,
+        super::party::request_code, super::party::verify_code, super::party::my_case,
+        super::admin::list_staff, super::admin::create_staff, super::admin::list_mediators, super::admin::create_mediator, super::admin::update_mediator,
+        super::admin::list_orgs, super::admin::list_named_rooms, super::admin::list_categories, super::admin::create_category, super::admin::update_category,
+    ),
     components(schemas(super::error::ErrorBody, super::health::Readiness, super::orgs::OrgUnit))
 )]
 pub struct ApiDoc;

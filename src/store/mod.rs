@@ -1,0 +1,6 @@
+//! The store layer over sqlx: portable SQL for PostgreSQL and SQLite, one module per aggregate.
+
+pub mod cases;
+pub mod new_case;
+pub mod org;
+pub mod staff;
