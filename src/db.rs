@@ -133,6 +133,12 @@ fn fold_type(ty: &str) -> &'static str {
     }
 }
 
+/// A boolean column read portably: the `Any` driver cannot decode SQLite's BOOLEAN columns, so
+/// booleans are selected as 0/1 integers (decode as `i64`) on both databases.
+pub fn flag(column: &str) -> String {
+    format!("(case when {column} then 1 else 0 end)")
+}
+
 /// The current time as the RFC 3339 UTC text stored in `created_at` columns.
 pub fn now_text() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()

@@ -22,12 +22,12 @@ pub async fn run(db: Db) {
 /// Raises the escalation level of every open case whose time has come; returns how many changed.
 pub async fn sweep(db: &Db, now: SystemTime) -> Result<usize, DbError> {
     let open: Vec<String> = CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
-    let sql = format!("select case_id, status, quick_track, stage_due_at, escalation_level, version from dispute_case where stage_due_at is not null and escalation_level < 2 and status in ({})", open.join(","));
-    let rows: Vec<(i64, String, bool, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?;
+    let sql = format!("select case_id, status, case when quick_track then 1 else 0 end, stage_due_at, escalation_level, version from dispute_case where stage_due_at is not null and escalation_level < 2 and status in ({})", open.join(","));
+    let rows: Vec<(i64, String, i64, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?;
     let mut changed = 0;
     for (case_id, status, quick, due, level, version) in rows {
         let (Some(status), Ok(due_t)) = (CaseStatus::parse(&status), humantime::parse_rfc3339(&due)) else { continue };
-        let new_level = i64::from(deadline::escalation(status, quick, due_t, now));
+        let new_level = i64::from(deadline::escalation(status, quick != 0, due_t, now));
         if new_level <= level {
             continue;
         }

@@ -64,7 +64,7 @@ pub fn rank(case: &CaseFacts, candidates: &[Candidate]) -> Vec<Suggestion> {
         .filter(|c| c.available && c.load < c.max_load)
         .map(|c| {
             let mut reasons = Vec::new();
-            if c.specialties.iter().any(|s| *s == case.category_code) {
+            if c.specialties.contains(&case.category_code) {
                 reasons.push(Reason { code: "specialty", points: SPECIALTY, explanation: format!("specialises in {}", case.category_code) });
             }
             if let Some(distance) = case.org_path.iter().position(|u| *u == c.org_unit_id) {

@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // row tuples mirror their select lists
 //! The organisation's people and vocabulary: staff accounts, the mediator resource pool
 //! (mediators, pro-bono lawyers, volunteers), mediation organisations, named mediation rooms,
 //! and dispute categories.
@@ -138,29 +139,22 @@ pub struct MediatorView {
 #[utoipa::path(get, path = "/api/v1/mediators", responses((status = 200, body = Vec<MediatorView>)))]
 pub async fn list_mediators(State(state): State<AppState>, who: Staff) -> Result<Json<Vec<MediatorView>>, ApiError> {
     who.require(Permission::ReadCase)?;
-    let open: Vec<String> = crate::case::CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
-    let sql = format!(
-        "select m.mediator_id, m.name, m.kind, o.mediation_org_id, o.name, o.org_unit_id, m.specialties, m.languages, m.available, m.max_load, \
-         (select count(*) from dispute_case c where c.mediator_id = m.mediator_id and c.status in ({})) \
-         from mediator m join mediation_org o on o.mediation_org_id = m.mediation_org_id order by m.mediator_id",
-        open.join(",")
-    );
-    let rows: Vec<(i64, String, String, i64, String, i64, String, String, bool, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&state.db.pool).await?;
-    let split = |s: &str| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
     Ok(Json(
-        rows.into_iter()
-            .map(|r| MediatorView {
-                mediator_id: r.0,
-                name: r.1,
-                kind: r.2,
-                mediation_org_id: r.3,
-                mediation_org_name: r.4,
-                org_unit_id: r.5,
-                specialties: split(&r.6),
-                languages: split(&r.7),
-                available: r.8,
-                max_load: r.9,
-                load: r.10,
+        crate::store::pool::candidates(&state.db)
+            .await?
+            .into_iter()
+            .map(|c| MediatorView {
+                mediator_id: c.mediator_id,
+                name: c.name,
+                kind: c.kind,
+                mediation_org_id: c.mediation_org_id,
+                mediation_org_name: c.mediation_org_name,
+                org_unit_id: c.org_unit_id,
+                specialties: c.specialties,
+                languages: c.languages,
+                available: c.available,
+                load: c.load,
+                max_load: c.max_load,
             })
             .collect(),
     ))
@@ -302,8 +296,9 @@ pub struct CategoryView {
 /// Dispute categories (public: the intake form needs them).
 #[utoipa::path(get, path = "/api/v1/categories", responses((status = 200, body = Vec<CategoryView>)))]
 pub async fn list_categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryView>>, ApiError> {
-    let rows: Vec<(String, String, String, bool, bool)> = sqlx::query_as("select code, name_zh, name_en, epidemic_zone, active from category order by category_id").fetch_all(&state.db.pool).await?;
-    Ok(Json(rows.into_iter().map(|(code, name_zh, name_en, epidemic_zone, active)| CategoryView { code, name_zh, name_en, epidemic_zone, active }).collect()))
+    let rows: Vec<(String, String, String, i64, i64)> =
+        sqlx::query_as("select code, name_zh, name_en, case when epidemic_zone then 1 else 0 end, case when active then 1 else 0 end from category order by category_id").fetch_all(&state.db.pool).await?;
+    Ok(Json(rows.into_iter().map(|(code, name_zh, name_en, epidemic_zone, active)| CategoryView { code, name_zh, name_en, epidemic_zone: epidemic_zone != 0, active: active != 0 }).collect()))
 }
 
 /// Adds a category (admins only).

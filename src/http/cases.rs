@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // row tuples mirror their select lists
 //! Cases: staff registration, search and lists, detail with the timeline, edits, the state
 //! machine's transitions, mediator matching and assignment, transfer, the leader taking a case,
 //! the event chain and its verification, and signed links for parties.
@@ -17,7 +18,7 @@ use crate::auth::policy::permission_for;
 use crate::auth::{Permission, allows};
 use crate::case::chain::ChainReport;
 use crate::case::intake::{CaseInput, validate};
-use crate::case::matching::{self, Candidate, CaseFacts, Suggestion};
+use crate::case::matching::{self, CaseFacts, Suggestion};
 use crate::case::{CaseAction, CaseStatus, state};
 use crate::crypto::{mask_id_number, mask_phone};
 use crate::db::now_text;
@@ -184,7 +185,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQ
     let (total,) = count_q.fetch_one(&state.db.pool).await?;
     let sql = format!(
         "select {}, u.name as org_unit_name from dispute_case c join org_unit u on u.org_unit_id = c.org_unit_id{where_sql} order by {order} limit {per_page} offset {}",
-        cases::CASE_COLUMNS.split(", ").map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", "),
+        cases::case_columns("c"),
         u64::from(page - 1) * u64::from(per_page)
     );
     let mut rows_q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -388,8 +389,7 @@ pub async fn edit(State(state): State<AppState>, staff: Staff, Path(id): Path<i6
         changed.insert("summary".into(), serde_json::Value::Bool(true));
     }
     if let Some(c) = &e.category_code {
-        let ok: Option<(bool,)> = sqlx::query_as("select active from category where code = $1").bind(c).fetch_optional(&state.db.pool).await?;
-        if !ok.is_some_and(|(a,)| a) {
+        if !crate::store::pool::category_active(&state.db, c).await? {
             return Err(ApiError::invalid("category_code", format!("unknown or retired category {c}")));
         }
         binds.push(Bind::Text(c.clone()));
@@ -493,39 +493,11 @@ pub async fn transition(State(state): State<AppState>, staff: Staff, Path(id): P
     Ok(Json(row))
 }
 
-async fn candidates(state: &AppState) -> Result<Vec<Candidate>, ApiError> {
-    let open: Vec<String> = CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
-    let sql = format!(
-        "select m.mediator_id, m.name, m.kind, o.mediation_org_id, o.name, o.org_unit_id, m.specialties, m.languages, m.available, m.max_load, \
-         (select count(*) from dispute_case c where c.mediator_id = m.mediator_id and c.status in ({})) \
-         from mediator m join mediation_org o on o.mediation_org_id = m.mediation_org_id order by m.mediator_id",
-        open.join(",")
-    );
-    let rows: Vec<(i64, String, String, i64, String, i64, String, String, bool, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&state.db.pool).await?;
-    let split = |s: &str| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect::<Vec<_>>();
-    Ok(rows
-        .into_iter()
-        .map(|r| Candidate {
-            mediator_id: r.0,
-            name: r.1,
-            kind: r.2,
-            mediation_org_id: r.3,
-            mediation_org_name: r.4,
-            org_unit_id: r.5,
-            specialties: split(&r.6),
-            languages: split(&r.7),
-            available: r.8,
-            max_load: r.9,
-            load: r.10,
-        })
-        .collect())
-}
-
 async fn rank_for(state: &AppState, case: &CaseRow) -> Result<Vec<Suggestion>, ApiError> {
     let tree = OrgTree::load(&state.db).await?;
     let languages: Vec<(String,)> = sqlx::query_as("select distinct language from party where case_id = $1").bind(case.case_id).fetch_all(&state.db.pool).await?;
     let facts = CaseFacts { category_code: case.category_code.clone(), org_path: tree.path_up(case.org_unit_id), languages: languages.into_iter().map(|l| l.0).collect() };
-    Ok(matching::rank(&facts, &candidates(state).await?))
+    Ok(matching::rank(&facts, &crate::store::pool::candidates(&state.db).await?))
 }
 
 /// Ranked mediator suggestions for the case, each with the reasons behind its score.
@@ -545,9 +517,9 @@ pub struct AssignRequest {
 #[utoipa::path(post, path = "/api/v1/cases/{id}/assign", params(("id" = i64, Path)), request_body = AssignRequest, responses((status = 200, body = CaseRow), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn assign(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>, ApiJson(req): ApiJson<AssignRequest>) -> Result<Json<CaseRow>, ApiError> {
     let case = case_for(&state, &staff, id, Permission::TriageCase).await?;
-    let mediator: Option<(i64, String, bool)> = sqlx::query_as("select mediation_org_id, name, available from mediator where mediator_id = $1").bind(req.mediator_id).fetch_optional(&state.db.pool).await?;
+    let mediator: Option<(i64, String, i64)> = sqlx::query_as("select mediation_org_id, name, case when available then 1 else 0 end from mediator where mediator_id = $1").bind(req.mediator_id).fetch_optional(&state.db.pool).await?;
     let Some((org, name, available)) = mediator else { return Err(ApiError::invalid("mediator_id", format!("no mediator {}", req.mediator_id))) };
-    if !available {
+    if available == 0 {
         return Err(ApiError::invalid("mediator_id", format!("{name} is not available")));
     }
     let ranked = rank_for(&state, &case).await?;

@@ -206,7 +206,7 @@ pub async fn supervision(State(state): State<AppState>, staff: Staff) -> Result<
     );
     let sql = format!(
         "select {} from dispute_case c{} order by c.stage_due_at asc, c.case_id asc limit 500",
-        cases::CASE_COLUMNS.split(", ").map(|col| format!("c.{col}")).collect::<Vec<_>>().join(", "),
+        cases::case_columns("c"),
         w.sql()
     );
     let mut q = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));

@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // row tuples mirror their select lists
 //! Video sessions of a case: scheduling (mode, lobby, recording, case conference), a join link
 //! and QR code per invitee (a signaling join token), the live state and attendance history from
 //! signaling events, and the records written during a session (minutes, conference conclusions).
@@ -236,11 +237,12 @@ fn random_suffix() -> String {
     (0..8).map(|_| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[rng.random_range(0..32)])).collect()
 }
 
-type SessionRow = (i64, i64, String, String, bool, bool, bool, String, String, Option<String>, Option<String>);
+type SessionRow = (i64, i64, String, String, i64, i64, i64, String, String, Option<String>, Option<String>);
 
 pub async fn load_view(state: &AppState, session_id: i64) -> Result<SessionView, ApiError> {
     let row: Option<SessionRow> = sqlx::query_as(
-        "select session_id, case_id, room, mode, lobby, recording, conference, scheduled_at, status, started_at, ended_at from video_session where session_id = $1",
+        "select session_id, case_id, room, mode, case when lobby then 1 else 0 end, case when recording then 1 else 0 end, case when conference then 1 else 0 end, \
+         scheduled_at, status, started_at, ended_at from video_session where session_id = $1",
     )
     .bind(session_id)
     .fetch_optional(&state.db.pool)
@@ -269,9 +271,9 @@ pub async fn load_view(state: &AppState, session_id: i64) -> Result<SessionView,
         case_id: r.1,
         room: r.2,
         mode: r.3,
-        lobby: r.4,
-        recording: r.5,
-        conference: r.6,
+        lobby: r.4 != 0,
+        recording: r.5 != 0,
+        conference: r.6 != 0,
         scheduled_at: r.7,
         status: r.8,
         started_at: r.9,

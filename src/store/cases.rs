@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // row tuples mirror their select lists
 //! Cases, parties and the case event log in the database. Every write that changes a case runs
 //! in one transaction with the event that records it, guarded by the case's version so that
 //! concurrent edits never silently overwrite each other.
@@ -11,7 +12,7 @@ use crate::case::chain::{self, EntryContent, GENESIS, StoredEntry};
 use crate::case::{CaseStatus, deadline};
 use crate::db::{Db, DbError};
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CaseRow {
     pub case_id: i64,
     pub case_number: String,
@@ -36,7 +37,49 @@ pub struct CaseRow {
     pub updated_at: String,
 }
 
-pub const CASE_COLUMNS: &str = "case_id, case_number, title, summary, category_code, org_unit_id, mediation_org_id, mediator_id, leader_staff_id, status, quick_track, channel, external_source, external_id, duplicate_of, stage_due_at, escalation_level, reopen_count, version, created_at, updated_at";
+const COLUMNS: [&str; 21] = [
+    "case_id", "case_number", "title", "summary", "category_code", "org_unit_id", "mediation_org_id", "mediator_id", "leader_staff_id", "status",
+    "quick_track", "channel", "external_source", "external_id", "duplicate_of", "stage_due_at", "escalation_level", "reopen_count", "version", "created_at", "updated_at",
+];
+
+/// The select list for a `CaseRow`, each column prefixed with `alias.` when one is given.
+pub fn case_columns(alias: &str) -> String {
+    let prefix = if alias.is_empty() { String::new() } else { format!("{alias}.") };
+    COLUMNS
+        .iter()
+        .map(|c| if *c == "quick_track" { format!("{} as quick_track", crate::db::flag(&format!("{prefix}{c}"))) } else { format!("{prefix}{c}") })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for CaseRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(CaseRow {
+            case_id: row.try_get("case_id")?,
+            case_number: row.try_get("case_number")?,
+            title: row.try_get("title")?,
+            summary: row.try_get("summary")?,
+            category_code: row.try_get("category_code")?,
+            org_unit_id: row.try_get("org_unit_id")?,
+            mediation_org_id: row.try_get("mediation_org_id")?,
+            mediator_id: row.try_get("mediator_id")?,
+            leader_staff_id: row.try_get("leader_staff_id")?,
+            status: row.try_get("status")?,
+            quick_track: row.try_get::<i64, _>("quick_track")? != 0,
+            channel: row.try_get("channel")?,
+            external_source: row.try_get("external_source")?,
+            external_id: row.try_get("external_id")?,
+            duplicate_of: row.try_get("duplicate_of")?,
+            stage_due_at: row.try_get("stage_due_at")?,
+            escalation_level: row.try_get("escalation_level")?,
+            reopen_count: row.try_get("reopen_count")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
 
 impl CaseRow {
     pub fn status(&self) -> CaseStatus {
@@ -51,11 +94,11 @@ impl CaseRow {
 }
 
 pub async fn load(db: &Db, case_id: i64) -> Result<Option<CaseRow>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {CASE_COLUMNS} from dispute_case where case_id = $1"))).bind(case_id).fetch_optional(&db.pool).await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {} from dispute_case where case_id = $1", case_columns("")))).bind(case_id).fetch_optional(&db.pool).await?)
 }
 
 pub async fn load_tx(tx: &mut Transaction<'static, Any>, case_id: i64) -> Result<Option<CaseRow>, DbError> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {CASE_COLUMNS} from dispute_case where case_id = $1"))).bind(case_id).fetch_optional(&mut **tx).await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {} from dispute_case where case_id = $1", case_columns("")))).bind(case_id).fetch_optional(&mut **tx).await?)
 }
 
 /// Appends one entry to the case's chain; returns its hash.

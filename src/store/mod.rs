@@ -3,4 +3,5 @@
 pub mod cases;
 pub mod new_case;
 pub mod org;
+pub mod pool;
 pub mod staff;

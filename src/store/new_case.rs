@@ -42,8 +42,7 @@ pub async fn create(db: &Db, cipher: &FieldCipher, input: &CaseInput, origin: &O
     {
         return Ok(Ok(found));
     }
-    let category: Option<(bool,)> = sqlx::query_as("select active from category where code = $1").bind(input.category_code.trim()).fetch_optional(&db.pool).await?;
-    if !category.is_some_and(|(active,)| active) {
+    if !crate::store::pool::category_active(db, input.category_code.trim()).await? {
         return Ok(Err(FieldError { field: "category_code".into(), message: format!("unknown or retired category {}", input.category_code.trim()) }));
     }
     let unit: Option<(i64,)> = sqlx::query_as("select org_unit_id from org_unit where org_unit_id = $1").bind(input.org_unit_id).fetch_optional(&db.pool).await?;

@@ -88,8 +88,9 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-type AccountRow = (i64, String, String, String, String, Option<i64>, Option<i64>, Option<String>, i64, Option<String>, bool, bool);
-const ACCOUNT_COLUMNS: &str = "staff_account_id, username, display_name, password_hash, role, org_unit_id, mediator_id, totp_secret, failed_logins, locked_until, disabled, must_change_password";
+type AccountRow = (i64, String, String, String, String, Option<i64>, Option<i64>, Option<String>, i64, Option<String>, i64, i64);
+const ACCOUNT_COLUMNS: &str = "staff_account_id, username, display_name, password_hash, role, org_unit_id, mediator_id, totp_secret, failed_logins, locked_until, \
+     case when disabled then 1 else 0 end, case when must_change_password then 1 else 0 end";
 
 fn principal(row: &AccountRow) -> Option<Principal> {
     Some(Principal {
@@ -100,7 +101,7 @@ fn principal(row: &AccountRow) -> Option<Principal> {
         org_unit_id: row.5,
         mediator_id: row.6,
         totp_enabled: row.7.is_some(),
-        must_change_password: row.11,
+        must_change_password: row.11 != 0,
     })
 }
 
@@ -124,7 +125,7 @@ pub async fn login(db: &Db, settings: &AuthSettings, username: &str, password: &
     {
         return Err(LoginError::Locked(until.clone()));
     }
-    if row.10 {
+    if row.10 != 0 {
         return Err(LoginError::BadCredentials);
     }
     let hash = row.3.clone();
@@ -193,7 +194,7 @@ pub async fn authenticate(db: &Db, settings: &AuthSettings, token: &str) -> Resu
         .bind(id)
         .fetch_optional(&db.pool)
         .await?;
-    let Some(account) = account.filter(|a| !a.10) else { return Ok(None) };
+    let Some(account) = account.filter(|a| a.10 == 0) else { return Ok(None) };
     sqlx::query("update auth_session set last_seen_at = $1 where token_hash = $2").bind(&now_s).bind(&hash).execute(&db.pool).await?;
     Ok(principal(&account))
 }
