@@ -5,6 +5,8 @@ export const catalogs = {
     tagline: '矛盾纠纷一站式在线化解',
     landing_intro: '请通过调解员发送的链接或扫描二维码进入视频调解。',
     landing_staff: '工作人员入口',
+    landing_apply: '在线申请调解',
+    landing_progress: '查询案件进度',
     device_check: '设备检测',
     camera: '摄像头',
     microphone: '麦克风',
@@ -77,6 +79,8 @@ export const catalogs = {
     tagline: 'One-stop online dispute resolution',
     landing_intro: 'Join a video mediation from the link your mediator sent you, or scan the QR code.',
     landing_staff: 'Staff entrance',
+    landing_apply: 'Apply for mediation',
+    landing_progress: 'Follow my case',
     device_check: 'Device check',
     camera: 'Camera',
     microphone: 'Microphone',
@@ -157,4 +161,9 @@ export function translate(root = document) {
   document.documentElement.lang = current;
   root.querySelectorAll('[data-i18n]').forEach(el => { el.textContent = t(el.dataset.i18n); });
   root.querySelectorAll('[data-i18n-placeholder]').forEach(el => { el.placeholder = t(el.dataset.i18nPlaceholder); });
+}
+
+// Pages that bring their own keys (staff workbench, intake, case progress) merge them in here.
+export function extend(more) {
+  for (const [l, keys] of Object.entries(more)) catalogs[l] = { ...(catalogs[l] || {}), ...keys };
 }

@@ -18,18 +18,18 @@ async function freeUdpPort() {
   });
 }
 
-export async function startServer(extraArgs = [], extraEnv = {}) {
+export async function startServer(extraArgs = [], extraEnv = {}, { demo = false } = {}) {
   const dataDir = mkdtempSync(joinPath(tmpdir(), 'jiefen-e2e-'));
   const mediaPort = await freeUdpPort();
-  const args = ['serve', '--no-demo', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--media-port', String(mediaPort), '--media-workers', '1', ...extraArgs];
+  const args = ['serve', ...(demo ? [] : ['--no-demo']), '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--media-port', String(mediaPort), '--media-workers', '1', ...extraArgs];
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn', ...extraEnv };
   delete env.DATABASE_URL; delete env.REDIS_URL;
   Object.assign(env, extraEnv);
   const proc = spawn(BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.on('data', d => { log += d; if (process.env.SHOW_SERVER_LOG) process.stderr.write(d); });
+  let out = '';
   const url = await new Promise((resolve, reject) => {
-    let out = '';
     const timer = setTimeout(() => reject(new Error('server did not start in 20 s:\n' + log)), 20000);
     proc.stdout.on('data', d => {
       out += d;
@@ -41,6 +41,15 @@ export async function startServer(extraArgs = [], extraEnv = {}) {
   return {
     url, dataDir, proc,
     log: () => log,
+    // The one-time admin password printed on the first start.
+    async adminPassword() {
+      for (let i = 0; i < 50; i++) {
+        const m = /one-time password: (\S+)/.exec(out);
+        if (m) return m[1];
+        await new Promise(r => setTimeout(r, 100));
+      }
+      throw new Error('no admin password printed:\n' + out);
+    },
     token(room, identity, name, role, { lobby = false } = {}) {
       const a = ['token', '--data-dir', dataDir, '--room', room, '--identity', identity, '--name', name, '--role', role];
       if (lobby) a.push('--lobby');

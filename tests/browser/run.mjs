@@ -13,8 +13,8 @@ writeFileSync(FULL_ROOM_CONFIG, '[limits]\nparticipants_per_room = 2\n');
 const scenarios = [];
 const scenario = (name, fn) => scenarios.push({ name, fn });
 
-async function withCall(fn, serverEnv = {}, serverArgs = []) {
-  const server = await startServer(serverArgs, serverEnv);
+async function withCall(fn, serverEnv = {}, serverArgs = [], serverOpts = {}) {
+  const server = await startServer(serverArgs, serverEnv, serverOpts);
   const browser = await launchBrowser();
   try {
     await fn(server, browser);
@@ -330,6 +330,83 @@ scenario('simulcast_layer_follows_the_shown_size', () => withCall(async (server,
   assert((await inboundByPublisher(pages.zhang)).med.videoFrames > frames + 10, 'video keeps decoding after the switches');
   console.log(`  decoded width ${small} px when shown small, ${large} px when shown large`);
 }));
+
+// A citizen files from a community's QR entry, staff take the case through the workbench
+// (accept, matching, assignment, scheduling), and the mediator and the citizen meet on video
+// from the links the pages give them.
+scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (server, browser) => {
+  const units = await (await fetch(server.url + '/api/v1/org-units')).json();
+  const community = units.find(u => u.level === 'community');
+  const citizenCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, permissions: ['camera', 'microphone'] });
+  const citizen = await citizenCtx.newPage();
+  citizen.on('pageerror', e => console.error('[pageerror citizen]', e.message));
+  await citizen.goto(`${server.url}/intake.html?org=${community.org_unit_id}`);
+  await citizen.locator('select[name=category_code]').selectOption('neighbour_relations');
+  await citizen.locator('textarea[name=summary]').fill('楼上装修噪音持续三个月，多次沟通无果');
+  await citizen.locator('input[name=a_name]').fill('张三');
+  await citizen.locator('input[name=a_phone]').fill('13800138000');
+  await citizen.locator('input[name=r_name]').fill('李四');
+  await citizen.getByTestId('submit').click();
+  const number = (await citizen.getByTestId('case-number').textContent()).trim();
+  assert(/^JF\d{4}-\d{6}$/.test(number), `a case number: ${number}`);
+  await citizen.getByTestId('progress-link').click();
+  await citizen.getByTestId('status').waitFor();
+  assert((await citizen.getByTestId('status').textContent()) === '已登记', 'the citizen sees the case registered');
+  assert((await citizen.getByTestId('next-step').textContent()) === '等待受理', 'and what comes next');
+
+  const staffCtx = await browser.newContext({ viewport: { width: 1280, height: 900 }, permissions: ['camera', 'microphone'] });
+  const staff = await staffCtx.newPage();
+  staff.on('pageerror', e => console.error('[pageerror staff]', e.message));
+  await staff.goto(`${server.url}/staff.html`);
+  await staff.locator('#username').fill('admin');
+  await staff.locator('#password').fill(await server.adminPassword());
+  await staff.locator('form[data-testid=login] button[type=submit]').click();
+  await staff.getByTestId('case-row').first().waitFor();
+  assert((await staff.getByTestId('case-row').count()) === 1, 'the new case is listed');
+  await staff.getByTestId('case-row').first().click();
+  await staff.getByTestId('act-accept').click();
+  await staff.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent === '已受理');
+  await staff.getByTestId('show-matching').click();
+  const first = staff.getByTestId('suggestion').first();
+  await first.waitFor();
+  assert(/邻里|属地|办案量/.test(await first.textContent()), 'suggestions say why');
+  await first.getByTestId('assign').click();
+  await staff.waitForFunction(() => document.querySelector('[data-testid=status]')?.textContent === '已指派');
+  await staff.getByTestId('schedule').click();
+  await staff.getByTestId('session').first().waitFor();
+  await staff.getByTestId('get-links').click();
+  await staff.getByTestId('join-link').first().waitFor();
+  const qrOk = await staff.evaluate(async () => {
+    const imgs = [...document.querySelectorAll('.qrs img')];
+    await Promise.all(imgs.map(i => i.decode().catch(() => {})));
+    return imgs.length > 0 && imgs.every(i => i.naturalWidth > 100);
+  });
+  assert(qrOk, 'QR codes render for every invitee');
+  await staff.screenshot({ path: ARTIFACTS + 'staff-case-detail.png', fullPage: true });
+  const links = await staff.evaluate(() => [...document.querySelectorAll('[data-testid=join-link]')].map(a => ({ href: a.href, text: a.closest('figure').textContent })));
+  const hostLink = links.find(l => /mediator/.test(l.text));
+  assert(hostLink, 'a host link: ' + JSON.stringify(links));
+
+  // The citizen finds the join link on their progress page; the mediator uses theirs.
+  await citizen.reload();
+  await citizen.getByTestId('join').waitFor();
+  await citizen.goto(await citizen.getByTestId('join').getAttribute('href'));
+  await join(citizen);
+  const host = await staffCtx.newPage();
+  await host.goto(hostLink.href);
+  await join(host);
+  const partyId = await citizen.evaluate(() => window.jiefen.client.self.identity);
+  const hostId = await host.evaluate(() => window.jiefen.client.self.identity);
+  await waitForMedia(host, [partyId], { timeoutMs: 45000 });
+  await waitForMedia(citizen, [hostId], { timeoutMs: 45000 });
+  console.log(`  ${hostId} and ${partyId} see and hear each other`);
+
+  // The workbench shows the live session and keeps an intact record chain.
+  await staff.reload();
+  await staff.waitForFunction(() => /进行中/.test(document.querySelector('[data-testid=session]')?.textContent || ''), null, { timeout: 10000 });
+  await staff.getByTestId('verify-chain').click();
+  await staff.waitForFunction(() => /未被篡改/.test(document.querySelector('[data-testid=chain-result]')?.textContent || ''));
+}, {}, [], { demo: true }));
 
 const wanted = process.argv.slice(2);
 let failed = 0;
