@@ -544,6 +544,28 @@ async fn integrity(database_url: Option<String>) {
     let (_, page) = api(n.addr, "GET", "/api/v1/cases?party=%E5%BC%A0&q=%E6%8A%BC%E9%87%91", Some(&n.admin), None).await;
     assert_eq!(page["total"], 2, "{page}");
 
+    // A case conference: officials of two departments, each records a conclusion on the case.
+    let official = staff(&n, "zhujian", "court_liaison", Some("sjs"), None).await;
+    let (_, me) = api(n.addr, "GET", "/api/v1/auth/me", Some(&official), None).await;
+    let outsider = staff(&n, "outsider", "leader", Some("sjs"), None).await;
+    let invitees = json!([
+        { "staff_account_id": me["staff_account_id"], "role": "official", "department": "区住建委" },
+        { "name": "王律师", "role": "official", "department": "区司法局" }
+    ]);
+    let (status, conf) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/sessions"), Some(&n.admin), Some(json!({ "mode": "many_to_many", "conference": true, "invitees": invitees }))).await;
+    assert_eq!(status, 201, "{conf}");
+    let sid = conf["session_id"].as_i64().expect("session");
+    let conclusion = json!({ "kind": "conclusion", "department": "区住建委", "content": "建议由物业牵头限期整改" });
+    let (status, body) = api(n.addr, "POST", &format!("/api/v1/sessions/{sid}/records"), Some(&official), Some(conclusion.clone())).await;
+    assert_eq!(status, 201, "an invited official records the department's conclusion: {body}");
+    let (status, _) = api(n.addr, "POST", &format!("/api/v1/sessions/{sid}/records"), Some(&outsider), Some(conclusion)).await;
+    assert_eq!(status, 403, "someone not invited cannot");
+    let (status, body) = api(n.addr, "POST", &format!("/api/v1/sessions/{sid}/records"), Some(&official), Some(json!({ "kind": "conclusion", "content": "无部门" }))).await;
+    assert_eq!((status, body["details"]["field"].as_str()), (422, Some("department")));
+    let (_, events) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/events"), Some(&n.admin), None).await;
+    let kinds: Vec<&str> = events.as_array().expect("events").iter().map(|e| e["kind"].as_str().unwrap_or("")).collect();
+    assert!(kinds.contains(&"conference_scheduled") && kinds.contains(&"record_conclusion"), "{kinds:?}");
+
     // Deadlines: a case past its stage limit is reminded, then escalated, once each.
     let past = jiefen::store::staff::text_time(std::time::SystemTime::now() - Duration::from_secs(3600));
     sqlx::query("update dispute_case set stage_due_at = $1 where case_id = $2").bind(&past).bind(case_id).execute(&n.db.pool).await.expect("age");

@@ -46,7 +46,10 @@ async fn exercise(config: Config) {
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
-    assert!(doc["paths"]["/api/v1/org-units"].is_object());
+    for path in ["/api/v1/org-units", "/api/v1/cases", "/api/v1/cases/{id}/transitions", "/api/v1/cases/{id}/sessions", "/api/v1/intake", "/api/v1/imports", "/api/v1/party/case", "/api/v1/supervision", "/api/v1/auth/login"] {
+        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+    assert!(doc["components"]["schemas"]["CaseDetail"].is_object(), "schemas are collected from the paths");
     let (status, body) = common::http_get(addr, "/join?token=abc").await;
     assert_eq!(status, 200);
     assert!(body.contains("data-testid=\"join\""));
