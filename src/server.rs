@@ -159,6 +159,7 @@ impl Server {
             web_dir: options.web_dir,
             cipher,
             party_links: crate::auth::party_link::PartyLinkKey::from_secret(&token_secret(config)?),
+            webhook_secret: Arc::new(token_secret(config)?),
             sms,
             auth: config.auth.clone(),
             public_url: config.base_url_for(local_addr),

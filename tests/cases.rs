@@ -566,6 +566,17 @@ async fn integrity(database_url: Option<String>) {
     let kinds: Vec<&str> = events.as_array().expect("events").iter().map(|e| e["kind"].as_str().unwrap_or("")).collect();
     assert!(kinds.contains(&"conference_scheduled") && kinds.contains(&"record_conclusion"), "{kinds:?}");
 
+    // A signaling node elsewhere reports a join through the signed webhook.
+    let secret = std::fs::read_to_string(n._dir.path().join("token.key")).expect("token key");
+    let event = json!({ "type": "participant_joined", "room": conf["room"], "identity": "guest-1", "role": "official", "case_id": case_id, "at": 0 }).to_string();
+    let signed = jiefen_signaling::webhook::sign(secret.trim().as_bytes(), event.as_bytes());
+    let (status, _) = hook(n.addr, Some(&signed), &event).await;
+    assert_eq!(status, 204);
+    let (status, _) = hook(n.addr, Some(&jiefen_signaling::webhook::sign(b"wrong secret", event.as_bytes())), &event).await;
+    assert_eq!(status, 401);
+    let (_, view) = api(n.addr, "GET", &format!("/api/v1/sessions/{sid}"), Some(&n.admin), None).await;
+    assert_eq!(view["present"], json!(["guest-1"]), "{view}");
+
     // Deadlines: a case past its stage limit is reminded, then escalated, once each.
     let past = jiefen::store::staff::text_time(std::time::SystemTime::now() - Duration::from_secs(3600));
     sqlx::query("update dispute_case set stage_due_at = $1 where case_id = $2").bind(&past).bind(case_id).execute(&n.db.pool).await.expect("age");
@@ -588,6 +599,18 @@ async fn imports_versions_encryption_deadlines_sqlite() {
 async fn imports_versions_encryption_deadlines_postgres() {
     let Some(url) = common::fresh_pg_database().await else { return };
     integrity(Some(url)).await;
+}
+
+/// POSTs a raw webhook body with the given Authorization header value.
+async fn hook(addr: SocketAddr, authorization: Option<&str>, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    let req = format!("POST /api/v1/hooks/session-events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.expect("read");
+    (buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), buf)
 }
 
 // ---------------------------------------------------------------------------------------------

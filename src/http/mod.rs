@@ -6,6 +6,7 @@ pub mod casework;
 pub mod cases;
 pub mod error;
 pub mod health;
+pub mod hooks;
 pub mod intake;
 pub mod metrics;
 pub mod openapi;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub party_links: crate::auth::party_link::PartyLinkKey,
     pub sms: Arc<dyn crate::auth::sms::SmsGateway>,
     pub auth: crate::store::staff::AuthSettings,
+    /// Verifies session-event webhooks from signaling nodes elsewhere (the token secret).
+    pub webhook_secret: Arc<Vec<u8>>,
     /// The base of links handed to people (join links, party links, QR codes).
     pub public_url: String,
 }
@@ -54,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(intake::router())
         .merge(party::router())
         .merge(admin::router())
+        .merge(hooks::router())
         .with_state(state.clone());
     Router::new()
         .merge(api)

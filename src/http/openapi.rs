@@ -22,6 +22,7 @@ use super::AppState;
         super::party::request_code, super::party::verify_code, super::party::my_case,
         super::admin::list_staff, super::admin::create_staff, super::admin::list_mediators, super::admin::create_mediator, super::admin::update_mediator,
         super::admin::list_orgs, super::admin::list_named_rooms, super::admin::list_categories, super::admin::create_category, super::admin::update_category,
+        super::hooks::session_event,
     ),
     components(schemas(super::error::ErrorBody, super::health::Readiness, super::orgs::OrgUnit))
 )]
