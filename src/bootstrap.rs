@@ -85,7 +85,7 @@ pub async fn seed_demo(db: &Db) -> Result<bool, DbError> {
     if count > 0 {
         return Ok(false);
     }
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let now = now_text();
     for u in DEMO_UNITS {
         let parent: Option<i64> = match u.parent {

@@ -78,6 +78,7 @@ struct FileConfig {
     node_id: Option<String>,
     webhook_url: Option<String>,
     field_key: Option<String>,
+    recording_retention_days: Option<u64>,
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
@@ -128,6 +129,8 @@ pub struct Config {
     pub node_id: Option<String>,
     pub webhook_url: Option<String>,
     pub field_key: Option<String>,
+    /// Recordings older than this are deleted (and the deletion logged on the case).
+    pub recording_retention: Duration,
     pub limits: Limits,
     pub auth: crate::store::staff::AuthSettings,
 }
@@ -241,6 +244,7 @@ impl Config {
                 url
             },
             field_key,
+            recording_retention: Duration::from_secs(86_400 * file.recording_retention_days.unwrap_or(3 * 365).max(1)),
             auth,
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),

@@ -85,6 +85,16 @@ impl Db {
         Ok(db)
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with SQLITE_BUSY
+    /// (snapshot) instead of waiting when another connection wrote in between.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub async fn ping(&self) -> bool {
         sqlx::query("select 1").execute(&self.pool).await.is_ok()
     }

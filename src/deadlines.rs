@@ -31,7 +31,7 @@ pub async fn sweep(db: &Db, now: SystemTime) -> Result<usize, DbError> {
         if new_level <= level {
             continue;
         }
-        let mut tx = db.pool.begin().await?;
+        let mut tx = db.begin().await?;
         // Guarded by the version: a case that moved on meanwhile is left to the next sweep.
         let done = sqlx::query("update dispute_case set escalation_level = $1, version = version + 1 where case_id = $2 and version = $3")
             .bind(new_level)

@@ -9,6 +9,7 @@ pub mod db;
 pub mod deadlines;
 pub mod http;
 pub mod keys;
+pub mod recordings;
 pub mod server;
 pub mod sessions_sync;
 pub mod store;

@@ -1,4 +1,4 @@
-//! The `jiefen` binary: `serve`, `token`.
+//! The `jiefen` binary: `serve`, `token`, `recordings verify`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -42,6 +42,20 @@ enum Command {
         #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Recordings kept by this deployment.
+    Recordings {
+        #[command(subcommand)]
+        action: RecordingsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordingsAction {
+    /// Re-hash a recording's files and manifest; exit 0 if nothing changed, 1 if anything did.
+    Verify {
+        /// The recording id (as listed on its case).
+        id: i64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,7 +83,38 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }
+        Command::Recordings { action: RecordingsAction::Verify { id } } => verify_recording(&config, id),
     }
+}
+
+fn verify_recording(config: &Config, id: i64) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    runtime.block_on(async {
+        let url = config.effective_database_url();
+        let db = match jiefen::db::Db::connect(&url).await {
+            Ok(db) => db,
+            Err(e) => return fail(&format!("database {}: {e}", jiefen::config::redact_url(&url))),
+        };
+        let recording = match jiefen::recordings::load(&db, id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return fail(&format!("no recording {id}")),
+            Err(e) => return fail(&e.to_string()),
+        };
+        let report = jiefen::recordings::verify(&recording);
+        for (file, state) in &report.checks {
+            say(&format!("{state:8} {file}"));
+        }
+        if report.intact {
+            say(&format!("recording {id}: intact ({} files match the hashes stored when it ended)", report.checks.len()));
+            ExitCode::SUCCESS
+        } else {
+            say(&format!("recording {id}: CHANGED or incomplete (status {})", recording.status));
+            ExitCode::from(1)
+        }
+    })
 }
 
 fn say(line: &str) {

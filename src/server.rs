@@ -165,6 +165,17 @@ impl Server {
             public_url: config.base_url_for(local_addr),
         };
         tokio::spawn(crate::sessions_sync::run(state.db.clone(), state.signaling.subscribe_events()));
+        state.signaling.set_recording_control(Arc::new(crate::recordings::Recordings::new(state.db.clone(), &config.data_dir)));
+        let (retention_db, retention) = (state.db.clone(), config.recording_retention);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::recordings::sweep_retention(&retention_db, retention, std::time::SystemTime::now()).await {
+                    tracing::warn!(error = %e, "recording retention sweep failed");
+                }
+            }
+        });
         tokio::spawn(crate::deadlines::run(state.db.clone()));
         Ok(Server { state, listener, local_addr, first_admin_password, demo_seeded })
     }

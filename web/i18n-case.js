@@ -40,6 +40,8 @@ const zh = {
   ev_follow_up: '回访', ev_supervise: '督查', ev_withdraw: '撤回', ev_reopen: '重新办理', ev_edited: '修改案件', ev_leader_assigned: '领导包案',
   ev_record_minutes: '调解记录', ev_record_conclusion: '会商结论', ev_assessment_added: '评估', ev_party_link_issued: '发送查询链接', ev_party_signed_in: '当事人登录',
   ev_deadline_reminder: '期限提醒', ev_deadline_overdue: '超期督办',
+  recordings: '录音录像', rec_status_recording: '录制中', rec_status_complete: '已保存', rec_status_failed: '失败', rec_status_deleted: '已按保存期限删除',
+  rec_intact: '文件完整，与保存时的哈希一致。', rec_changed: '文件已被改动或缺失！', ev_recording_saved: '录像已保存', ev_recording_failed: '录像失败', ev_recording_deleted: '录像已删除',
   error: '出错了：',
 };
 
@@ -82,6 +84,8 @@ const en = {
   ev_follow_up: 'Follow-up', ev_supervise: 'Supervised', ev_withdraw: 'Withdrawn', ev_reopen: 'Reopened', ev_edited: 'Edited', ev_leader_assigned: 'Taken by a leader',
   ev_record_minutes: 'Minutes', ev_record_conclusion: 'Conference conclusion', ev_assessment_added: 'Assessment', ev_party_link_issued: 'Link sent to party', ev_party_signed_in: 'Party signed in',
   ev_deadline_reminder: 'Deadline reminder', ev_deadline_overdue: 'Overdue, escalated',
+  recordings: 'Recordings', rec_status_recording: 'Recording', rec_status_complete: 'Saved', rec_status_failed: 'Failed', rec_status_deleted: 'Deleted (retention)',
+  rec_intact: 'The files match the hashes stored when the recording ended.', rec_changed: 'Files were changed or are missing!', ev_recording_saved: 'Recording saved', ev_recording_failed: 'Recording failed', ev_recording_deleted: 'Recording deleted',
   error: 'Error: ',
 };
 

@@ -153,6 +153,7 @@ async function detailView(id) {
   if (c.actions.includes('assign')) sections.push(matchingPanel(c, reload));
   if (c.actions.includes('transfer')) sections.push(transferPanel(c, reload));
   sections.push(await sessionsPanel(c, reload));
+  sections.push(await recordingsPanel(c));
   sections.push(await assessmentsPanel(c));
   if (c.actions.includes('follow_up')) sections.push(followUpPanel(c, reload));
   sections.push(timelinePanel(c));
@@ -228,6 +229,35 @@ async function sessionsPanel(c, reload) {
     try { await api('POST', `/api/v1/cases/${c.case_id}/sessions`, { mode: mode.value, lobby: lobby.checked, recording: rec.checked, conference: conf.checked }); reload(); } catch (e) { fail(e); }
   }, text: t('schedule') })) : null;
   return h('section', { class: 'panel' }, h('h3', { text: t('sessions') }), h('ul', {}, items), form);
+}
+
+async function recordingsPanel(c) {
+  let list = [];
+  try { list = await api('GET', `/api/v1/cases/${c.case_id}/recordings`); } catch (e) { fail(e); }
+  const items = [];
+  for (const r of list) {
+    const result = h('span', { 'data-testid': 'recording-verify-result' });
+    const players = h('div', { class: 'qrs' });
+    if (r.status === 'complete') {
+      try {
+        const d = await api('GET', `/api/v1/recordings/${r.recording_id}`);
+        for (const f of d.files) {
+          const audio = /microphone/.test(f.name);
+          players.append(h('figure', {}, h(audio ? 'audio' : 'video', { controls: true, preload: 'metadata', src: f.url, 'data-testid': 'recording-media', style: audio ? 'width:240px' : 'width:240px;background:#000' }),
+            h('figcaption', {}, h('a', { href: f.url, download: f.name, text: f.name }))));
+        }
+      } catch (e) { fail(e); }
+    }
+    items.push(h('li', { 'data-testid': 'recording', dataset: { status: r.status, recordingId: r.recording_id } },
+      h('strong', { text: `#${r.recording_id} · ${t('rec_status_' + r.status)}` }), ` ${fmtTime(r.started_at)} – ${fmtTime(r.ended_at)}`,
+      r.manifest_sha256 ? h('div', { class: 'hash', text: 'SHA-256 ' + r.manifest_sha256 }) : null,
+      r.problem ? h('div', { class: 'error', text: r.problem }) : null,
+      players,
+      r.status === 'complete' ? h('button', { 'data-testid': 'recording-verify', onclick: async () => {
+        try { const v = await api('GET', `/api/v1/recordings/${r.recording_id}/verify`); result.textContent = v.intact ? t('rec_intact') : t('rec_changed'); result.className = v.intact ? '' : 'error'; } catch (e) { fail(e); }
+      }, text: t('verify_chain') }) : null, ' ', result));
+  }
+  return h('section', { class: 'panel' }, h('h3', { text: t('recordings') }), items.length ? h('ul', {}, items) : h('p', { text: t('none') }));
 }
 
 async function assessmentsPanel(c) {

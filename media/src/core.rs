@@ -143,6 +143,9 @@ struct PublishedTrack {
     /// Payload type → (MIME type, clock rate), for the recording tap.
     mime_types: HashMap<u8, (String, u32)>,
     last_keyframe_request: Option<Instant>,
+    /// While a recording runs: whether its tap has had a keyframe of this track yet (it cannot
+    /// start the track's file before one; requests repeat until one comes).
+    tap_keyframe_seen: bool,
     /// Simulcast: SSRC → layer (0 = q, 1 = h, 2 = f); a plain track is layer 0.
     layer_of_ssrc: HashMap<u32, u8>,
     /// Per layer: its SSRC and when it was last seen.
@@ -699,6 +702,7 @@ impl WorkerCore {
                 codecs,
                 mime_types,
                 last_keyframe_request: None,
+                tap_keyframe_seen: false,
                 layer_of_ssrc: HashMap::new(),
                 layers: [None; LAYERS],
                 activity: 0.0,
@@ -1078,6 +1082,13 @@ impl WorkerCore {
         let keyframe = is_video && is_keyframe(codec, &packet.payload);
         let track_extensions = &track.extensions;
         let mut want_keyframe: Option<u8> = None;
+        if is_video && room.tap.is_some() && !track.tap_keyframe_seen {
+            if keyframe {
+                track.tap_keyframe_seen = true;
+            } else {
+                want_keyframe = Some(layer);
+            }
+        }
         for (sid, sub) in room.participants.iter_mut() {
             if sid == pid {
                 continue;
@@ -1174,9 +1185,34 @@ impl WorkerCore {
     }
 
     /// Starts (`Some`) or stops (`None`) copying the room's incoming media to a recorder.
-    pub fn set_recording_tap(&mut self, room_id: &RoomId, tap: Option<RecordingTap>) -> Result<(), MediaError> {
+    pub fn set_recording_tap(&mut self, now: Instant, room_id: &RoomId, tap: Option<RecordingTap>) -> Result<(), MediaError> {
         let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
+        let starting = tap.is_some() && room.tap.is_none();
         room.tap = tap;
+        if starting {
+            // A recording can only begin at a keyframe: ask every video publisher for one on
+            // every layer now, rather than wait for the encoder's next periodic one (minutes).
+            let mut requests: Vec<(ParticipantId, RTCRtpReceiverId, Vec<u32>)> = Vec::new();
+            for track in room.tracks.values_mut().filter(|t| t.info.kind == Kind::Video) {
+                track.tap_keyframe_seen = false;
+                let mut ssrcs: Vec<u32> = track.layers.iter().flatten().map(|l| l.ssrc).collect();
+                if ssrcs.is_empty() {
+                    ssrcs.extend(track.media_ssrc);
+                }
+                track.last_keyframe_request = Some(now);
+                tracing::debug!(track = %track.info.id, ?ssrcs, "keyframe request for the recording");
+                requests.push((track.info.publisher.clone(), track.receiver, ssrcs));
+            }
+            for (publisher, receiver, ssrcs) in requests {
+                let Some(p) = room.participants.get_mut(&publisher) else { continue };
+                if let Some(mut r) = p.pc.rtp_receiver(receiver) {
+                    let plis: Vec<Box<dyn rtc::rtcp::Packet>> =
+                        ssrcs.into_iter().map(|media_ssrc| Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc }) as Box<dyn rtc::rtcp::Packet>).collect();
+                    let _ = r.write_rtcp(now, plis);
+                }
+                flush(&mut p.pc, &mut self.transmits);
+            }
+        }
         Ok(())
     }
 

@@ -251,7 +251,7 @@ async fn worker_loop(
                         let _ = reply.send(core.set_group(&room, &pid, group));
                     }
                     Command::SetRecordingTap(room, tap, reply) => {
-                        let _ = reply.send(core.set_recording_tap(&room, tap));
+                        let _ = reply.send(core.set_recording_tap(Instant::now(), &room, tap));
                     }
                     Command::SetPreferredLayer(room, pid, track, layer, reply) => {
                         let _ = reply.send(core.set_preferred_layer(&room, &pid, &track, layer));

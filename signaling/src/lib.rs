@@ -9,6 +9,6 @@ pub mod token;
 pub mod webhook;
 pub mod ws;
 
-pub use service::{SessionEvent, Signaling, SignalingConfig, SignalingLimits};
+pub use service::{RecordingControl, SessionEvent, Signaling, SignalingConfig, SignalingLimits};
 pub use store::{MemoryStore, RedisStore, SessionStore, Store};
 pub use token::{JoinClaims, Role, TokenKey, TokenRequest};

@@ -51,6 +51,13 @@ pub struct SignalingConfig {
     pub limits: SignalingLimits,
 }
 
+/// Starts the capture of a room's media. The recorder lives beside the media plane (in the
+/// same process); signaling attaches the tap it returns to the room and detaches it to stop,
+/// which ends the recording (so does the room closing).
+pub trait RecordingControl: Send + Sync {
+    fn start(&self, room: &str) -> Result<jiefen_media::RecordingTap, String>;
+}
+
 /// A participant or room change the case backend records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
@@ -75,6 +82,7 @@ struct Inner {
     draining: AtomicBool,
     going_away: broadcast::Sender<()>,
     events: broadcast::Sender<SessionEvent>,
+    recorder: std::sync::OnceLock<Arc<dyn RecordingControl>>,
 }
 
 struct Room {
@@ -204,8 +212,14 @@ impl Signaling {
                 draining: AtomicBool::new(false),
                 going_away,
                 events,
+                recorder: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Lets hosts' `set_recording` capture media (without it, recording is only a state and an event).
+    pub fn set_recording_control(&self, control: Arc<dyn RecordingControl>) {
+        let _ = self.inner.recorder.set(control);
     }
 
     pub fn limits(&self) -> &SignalingLimits {
@@ -815,6 +829,18 @@ impl Signaling {
                 let (room, me) = self.member(seat)?;
                 if !me.claims.grants.record {
                     return Err((ErrorCode::Forbidden, "this participant may not control recording".into()));
+                }
+                let was = room.state.lock().map(|st| st.recording).unwrap_or(false);
+                if let Some(control) = self.inner.recorder.get()
+                    && was != recording
+                {
+                    let tap = if recording {
+                        Some(control.start(&room.id).map_err(|e| (ErrorCode::Internal, format!("recording could not start: {e}")))?)
+                    } else {
+                        None
+                    };
+                    // Detaching the tap closes the recorder's channel: it finishes its files.
+                    room.handle.set_recording_tap(tap).await.map_err(|e| (ErrorCode::Internal, format!("recording: {e}")))?;
                 }
                 if let Ok(mut st) = room.state.lock() {
                     st.recording = recording;

@@ -404,7 +404,7 @@ pub async fn edit(State(state): State<AppState>, staff: Staff, Path(id): Path<i6
     if sets.is_empty() {
         return Err(ApiError::BadRequest("nothing to change".into()));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     guarded(cases::guarded_update(&mut tx, id, e.version, &sets.join(", "), binds).await?, id)?;
     cases::append_event(&mut tx, id, "edited", &staff.actor(), &serde_json::Value::Object(changed)).await?;
     let row = cases::load_tx(&mut tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;
@@ -433,7 +433,7 @@ pub async fn change_status(
     binds: Vec<Bind>,
     payload: serde_json::Map<String, serde_json::Value>,
 ) -> Result<CaseRow, ApiError> {
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let row = change_status_in(&mut tx, staff, case, action, version, reason, sets, binds, payload).await?;
     tx.commit().await?;
     Ok(row)
@@ -593,7 +593,7 @@ pub async fn take_case(State(state): State<AppState>, staff: Staff, Path(id): Pa
     if !case.status().is_open() {
         return Err(ApiError::conflict("case_finished", "only an open case can be taken", None));
     }
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     guarded(cases::guarded_update(&mut tx, id, req.version, "leader_staff_id = $1", vec![Bind::Int(staff.0.staff_account_id)]).await?, id)?;
     cases::append_event(&mut tx, id, "leader_assigned", &staff.actor(), &serde_json::json!({ "leader_staff_id": staff.0.staff_account_id, "name": staff.0.display_name })).await?;
     let row = cases::load_tx(&mut tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;

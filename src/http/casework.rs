@@ -60,7 +60,7 @@ pub async fn add_assessment(State(state): State<AppState>, staff: Staff, Path(id
         return Err(ApiError::invalid("summary", "1 to 20000 characters"));
     }
     let now = now_text();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (aid,): (i64,) = sqlx::query_as(
         "insert into case_assessment (case_id, kind, assessor_staff_id, summary, risk_level, created_at) values ($1, $2, $3, $4, $5, $6) returning case_assessment_id",
     )
@@ -145,7 +145,7 @@ pub async fn follow_up(State(state): State<AppState>, staff: Staff, Path(id): Pa
     let mut payload = serde_json::Map::new();
     payload.insert("performed".into(), req.performed.clone().into());
     payload.insert("satisfaction".into(), req.satisfaction.into());
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let row = change_status_in(&mut tx, &staff, &case, CaseAction::FollowUp, req.version, None, vec![], vec![], payload).await?;
     sqlx::query("insert into follow_up (case_id, performed, satisfaction, notes, staff_account_id, created_at) values ($1, $2, $3, $4, $5, $6)")
         .bind(id)

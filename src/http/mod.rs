@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod party;
 pub mod qr;
+pub mod recordings;
 pub mod scope;
 pub mod sessions;
 
@@ -58,6 +59,7 @@ pub fn app(state: AppState) -> Router {
         .merge(party::router())
         .merge(admin::router())
         .merge(hooks::router())
+        .merge(recordings::router())
         .with_state(state.clone());
     Router::new()
         .merge(api)

@@ -23,6 +23,7 @@ use super::AppState;
         super::admin::list_staff, super::admin::create_staff, super::admin::list_mediators, super::admin::create_mediator, super::admin::update_mediator,
         super::admin::list_orgs, super::admin::list_named_rooms, super::admin::list_categories, super::admin::create_category, super::admin::update_category,
         super::hooks::session_event,
+        super::recordings::list_for_case, super::recordings::detail, super::recordings::verify, super::recordings::file,
     ),
     components(schemas(super::error::ErrorBody, super::health::Readiness, super::orgs::OrgUnit))
 )]

@@ -178,7 +178,7 @@ pub async fn schedule(State(state): State<AppState>, staff: Staff, Path(case_id)
         resolved.push((name, role, inv.party_id, inv.staff_account_id, inv.department.clone()));
     }
     let room = format!("case{case_id}-{}", random_suffix());
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (session_id,): (i64,) = sqlx::query_as(
         "insert into video_session (case_id, room, mode, lobby, recording, conference, scheduled_at, status, created_by, created_at) \
          values ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9) returning session_id",
@@ -399,7 +399,7 @@ pub async fn add_record(State(state): State<AppState>, staff: Staff, Path(id): P
         return Err(ApiError::invalid("department", "a conclusion names the department it speaks for"));
     }
     let now = now_text();
-    let mut tx = state.db.pool.begin().await?;
+    let mut tx = state.db.begin().await?;
     let (record_id,): (i64,) = sqlx::query_as(
         "insert into mediation_record (case_id, session_id, kind, department, author_staff_id, content, created_at) values ($1, $2, $3, $4, $5, $6, $7) returning mediation_record_id",
     )

@@ -127,7 +127,7 @@ pub async fn append_event(tx: &mut Transaction<'static, Any>, case_id: i64, kind
 
 /// Appends an event on its own (attendance, records): a transaction of one entry.
 pub async fn record_event(db: &Db, case_id: i64, kind: &str, actor: &str, payload: &serde_json::Value) -> Result<String, DbError> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let hash = append_event(&mut tx, case_id, kind, actor, payload).await?;
     tx.commit().await?;
     Ok(hash)

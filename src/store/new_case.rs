@@ -61,7 +61,7 @@ pub async fn create(db: &Db, cipher: &FieldCipher, input: &CaseInput, origin: &O
         .collect();
     let duplicate_of = find_duplicate(db, input, &indexes).await?;
 
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin().await?;
     let number = cases::next_case_number(&mut tx).await?;
     let now = now_text();
     let status = CaseStatus::Registered;

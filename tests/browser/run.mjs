@@ -1,8 +1,9 @@
 // The browser test suite: real jiefen server, real headless Chromium with fake camera and mic.
 // Usage: node tests/browser/run.mjs [scenario-name ...]     (JIEFEN_BIN=target/debug/jiefen)
 // Artifacts (screenshots) go to test-artifacts/ at the repository root.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { startServer, launchBrowser, openJoin, join, waitForMedia, inboundByPublisher, assert } from './harness.mjs';
+import { mkdirSync, writeFileSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { startServer, launchBrowser, openJoin, join, waitForMedia, inboundByPublisher, assert, BIN } from './harness.mjs';
 
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -401,9 +402,66 @@ scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (s
   await waitForMedia(citizen, [hostId], { timeoutMs: 45000 });
   console.log(`  ${hostId} and ${partyId} see and hear each other`);
 
+  // The mediator records four seconds; everyone sees the indicator.
+  await host.getByTestId('toggle-recording').click();
+  await citizen.getByTestId('recording-indicator').waitFor({ state: 'visible', timeout: 5000 });
+  await host.waitForTimeout(4000);
+  await host.getByTestId('toggle-recording').click();
+  await citizen.getByTestId('recording-indicator').waitFor({ state: 'hidden', timeout: 5000 });
+
   // The workbench shows the live session and keeps an intact record chain.
   await staff.reload();
   await staff.waitForFunction(() => /进行中/.test(document.querySelector('[data-testid=session]')?.textContent || ''), null, { timeout: 10000 });
+
+  // The recording is saved on the case: one file per track, playable, probed by FFmpeg, verified.
+  for (let i = 0; i < 40 && !(await staff.locator('[data-testid=recording][data-status=complete]').count()); i++) {
+    await staff.waitForTimeout(250);
+    await staff.reload();
+  }
+  const rec = staff.locator('[data-testid=recording][data-status=complete]');
+  assert(await rec.count() === 1, 'one complete recording on the case');
+  const recordingId = await rec.getAttribute('data-recording-id');
+  const token = await staff.evaluate(() => JSON.parse(sessionStorage.getItem('jiefen.staff')).token);
+  const detail = await (await fetch(`${server.url}/api/v1/recordings/${recordingId}`, { headers: { Authorization: 'Bearer ' + token } })).json();
+  const tracks = detail.manifest.tracks;
+  for (const t of tracks) console.log(`  track ${t.file}: ${t.codec} ${t.frames} frames, ${t.packets} packets, lost ${t.lost_packets}, dropped ${t.dropped_frames}, switches ${t.layer_switches}${t.problem ? ', PROBLEM ' + t.problem : ''}`);
+  assert(tracks.length === 4 && tracks.every(t => !t.problem && t.sha256), 'two publishers × (camera, microphone), every one recorded: ' + JSON.stringify(tracks));
+  assert(detail.files.length === 4, 'four files');
+  const starts = tracks.map(t => t.start_ms);
+  console.log(`  track starts (ms on the recording clock): ${starts.join(', ')}`);
+  for (const f of detail.files) {
+    const path = `${server.dataDir}/${f.name}`;
+    const res = await fetch(server.url + f.url);
+    assert(res.status === 200, `the signed link serves ${f.name}: ${res.status} ${res.status === 200 ? '' : await res.text()}`);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    writeFileSync(path, bytes);
+    const probe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', path], { encoding: 'utf8' }));
+    const stream = probe.streams[0];
+    const duration = Number(probe.format.duration);
+    console.log(`  ${f.name}: ${stream.codec_name} ${stream.width || ''}${stream.width ? 'x' + stream.height : ''} ${duration.toFixed(2)} s`);
+    assert(['vp8', 'h264', 'opus'].includes(stream.codec_name), 'a recorded codec: ' + stream.codec_name);
+    assert(duration > 2.5 && duration < 6.5, `about four seconds recorded: ${duration}`);
+    const errors = execFileSync('ffmpeg', ['-v', 'error', '-i', path, '-f', 'null', '-'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    assert(errors === '', 'decodes cleanly: ' + errors);
+  }
+  const ranged = await fetch(server.url + detail.files[0].url, { headers: { Range: 'bytes=0-99' } });
+  assert(ranged.status === 206 && (await ranged.arrayBuffer()).byteLength === 100, 'range requests for the player');
+  const unsigned = await fetch(`${server.url}/api/v1/recordings/${recordingId}/files/${detail.files[0].name}`);
+  assert(unsigned.status === 401, 'no file without a sign-in or a signed link');
+  const playable = await staff.evaluate(async () => {
+    const v = document.querySelector('video[data-testid=recording-media]');
+    if (v.readyState < 1) await new Promise(r => { v.onloadedmetadata = r; v.onerror = r; setTimeout(r, 5000); });
+    return { readyState: v.readyState, error: v.error && v.error.code };
+  });
+  assert(playable.readyState >= 1 && !playable.error, 'the browser plays the recording: ' + JSON.stringify(playable));
+  const verify = spawnSync(BIN, ['recordings', 'verify', recordingId, '--data-dir', server.dataDir], { encoding: 'utf8' });
+  assert(verify.status === 0, 'jiefen recordings verify: ' + verify.stdout + verify.stderr);
+  const victim = `${server.dataDir}/recordings/${detail.room}`;
+  const dir = readdirSync(victim)[0];
+  const file = `${victim}/${dir}/${detail.files[0].name}`;
+  const b = readFileSync(file); b[Math.floor(b.length / 2)] ^= 1; writeFileSync(file, b);
+  const again = spawnSync(BIN, ['recordings', 'verify', recordingId, '--data-dir', server.dataDir], { encoding: 'utf8' });
+  assert(again.status === 1 && /changed/.test(again.stdout), 'a flipped byte is caught: ' + again.stdout);
   await staff.getByTestId('verify-chain').click();
   await staff.waitForFunction(() => /未被篡改/.test(document.querySelector('[data-testid=chain-result]')?.textContent || ''));
 }, {}, [], { demo: true }));

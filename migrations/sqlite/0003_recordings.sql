@@ -1,0 +1,18 @@
+-- Recordings of video sessions: one row per start/stop, its files listed in the manifest.
+-- Kept in lockstep with the other folder (tests/schema_lockstep.rs compares the two).
+create table recording (
+    recording_id integer primary key autoincrement,
+    room text not null,
+    session_id bigint references video_session (session_id),
+    case_id bigint references dispute_case (case_id),
+    dir text not null,
+    status text not null check (status in ('recording', 'complete', 'failed', 'deleted')),
+    manifest text,
+    manifest_sha256 text,
+    problem text,
+    started_at text not null,
+    ended_at text,
+    deleted_at text
+);
+create index recording_case on recording (case_id);
+create index recording_room on recording (room);
