@@ -704,3 +704,44 @@ async fn postgres_connections_killed_lose_no_committed_write() {
     assert!(more > *ids.last().expect("ids"));
     n.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Recordings: verification catches a changed manifest; retention deletes and logs.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_verification_and_retention() {
+    let n = start(None).await;
+    let case_id = register(&n, &n.admin, "sjs-bbs-yq", "13500000001").await;
+    let dir = n._dir.path().join("recordings/r1/x");
+    let (manifest, hash) = jiefen_recorder::RoomRecording::new("r1", &dir).expect("rec").finish(0).expect("finish");
+    let ended = jiefen::store::staff::text_time(std::time::SystemTime::now() - Duration::from_secs(10 * 86_400));
+    let (id,): (i64,) = sqlx::query_as(
+        "insert into recording (room, case_id, dir, status, manifest, manifest_sha256, started_at, ended_at) values ('r1', $1, $2, 'complete', $3, $4, $5, $5) returning recording_id",
+    )
+    .bind(case_id)
+    .bind(dir.to_string_lossy().to_string())
+    .bind(serde_json::to_string(&manifest).expect("json"))
+    .bind(&hash)
+    .bind(&ended)
+    .fetch_one(&n.db.pool)
+    .await
+    .expect("insert");
+    let (status, v) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}/verify"), Some(&n.admin), None).await;
+    assert_eq!((status, v["intact"].as_bool()), (200, Some(true)), "{v}");
+    std::fs::write(dir.join(jiefen_recorder::MANIFEST_FILE), b"{}").expect("tamper");
+    let (_, v) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}/verify"), Some(&n.admin), None).await;
+    assert_eq!(v["intact"], false, "{v}");
+    // Someone outside the case's org unit does not even learn it exists.
+    let other = staff(&n, "lg_staff", "street_staff", Some("sjs-lg"), None).await;
+    let (status, _) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}"), Some(&other), None).await;
+    assert_eq!(status, 404);
+
+    assert_eq!(jiefen::recordings::sweep_retention(&n.db, Duration::from_secs(30 * 86_400), std::time::SystemTime::now()).await.expect("sweep"), 0, "younger than the retention");
+    assert_eq!(jiefen::recordings::sweep_retention(&n.db, Duration::from_secs(7 * 86_400), std::time::SystemTime::now()).await.expect("sweep"), 1);
+    assert!(!dir.exists(), "files deleted");
+    let (_, r) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}"), Some(&n.admin), None).await;
+    assert_eq!(r["status"], "deleted");
+    let (_, events) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/events"), Some(&n.admin), None).await;
+    assert!(events.as_array().expect("events").iter().any(|e| e["kind"] == "recording_deleted"), "the deletion is logged on the case");
+    n.shutdown().await;
+}
