@@ -79,6 +79,7 @@ struct FileConfig {
     webhook_url: Option<String>,
     field_key: Option<String>,
     recording_retention_days: Option<u64>,
+    worker_in_process: Option<bool>,
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
@@ -131,6 +132,9 @@ pub struct Config {
     pub field_key: Option<String>,
     /// Recordings older than this are deleted (and the deletion logged on the case).
     pub recording_retention: Duration,
+    /// Run background jobs (composite recordings) inside `jiefen serve`; false when a separate
+    /// `jiefen worker` does them.
+    pub worker_in_process: bool,
     pub limits: Limits,
     pub auth: crate::store::staff::AuthSettings,
 }
@@ -245,6 +249,7 @@ impl Config {
             },
             field_key,
             recording_retention: Duration::from_secs(86_400 * file.recording_retention_days.unwrap_or(3 * 365).max(1)),
+            worker_in_process: file.worker_in_process.unwrap_or(true),
             auth,
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),

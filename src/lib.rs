@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod db;
 pub mod deadlines;
 pub mod http;
+pub mod jobs;
 pub mod keys;
 pub mod recordings;
 pub mod server;

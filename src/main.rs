@@ -42,6 +42,9 @@ enum Command {
         #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
         ttl: Duration,
     },
+    /// Run background jobs (composite recordings) until stopped; for a machine apart from the
+    /// media nodes (set `worker_in_process = false` on those).
+    Worker,
     /// Recordings kept by this deployment.
     Recordings {
         #[command(subcommand)]
@@ -84,7 +87,28 @@ fn main() -> ExitCode {
             }
         }
         Command::Recordings { action: RecordingsAction::Verify { id } } => verify_recording(&config, id),
+        Command::Worker => worker(&config),
     }
+}
+
+fn worker(config: &Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start: {e}")),
+    };
+    runtime.block_on(async {
+        let url = config.effective_database_url();
+        let db = match jiefen::db::Db::connect_and_migrate(&url).await {
+            Ok(db) => db,
+            Err(e) => return fail(&format!("database {}: {e}", jiefen::config::redact_url(&url))),
+        };
+        say("jiefen worker: running background jobs (Ctrl-C to stop; an interrupted job is retried)");
+        tokio::select! {
+            () = jiefen::jobs::run_worker(db) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        ExitCode::SUCCESS
+    })
 }
 
 fn verify_recording(config: &Config, id: i64) -> ExitCode {

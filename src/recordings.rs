@@ -12,6 +12,9 @@ use serde::Serialize;
 use crate::db::{Db, DbError, now_text};
 use crate::store::cases;
 
+/// The composed MP4 beside a recording's tracks.
+pub const COMPOSITE_FILE: &str = "composite.mp4";
+
 pub struct Recordings {
     db: Db,
     root: PathBuf,
@@ -81,6 +84,7 @@ async fn complete(db: &Db, id: i64, outcome: Result<(Manifest, String), String>)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            crate::jobs::enqueue_composite_in(&mut tx, id).await?;
             if let Some(case_id) = case_id {
                 let flagged: Vec<&str> = manifest.tracks.iter().filter(|t| t.problem.is_some()).map(|t| t.file.as_str()).collect();
                 cases::append_event(
@@ -116,14 +120,17 @@ pub struct RecordingRow {
     pub problem: Option<String>,
     pub started_at: String,
     pub ended_at: Option<String>,
+    /// `running`, `ready`, `failed`, or none yet.
+    pub composite_status: Option<String>,
+    pub composite_sha256: Option<String>,
     #[schema(value_type = Object)]
     pub manifest: Option<serde_json::Value>,
     #[serde(skip)]
     pub dir: String,
 }
 
-const COLUMNS: &str = "recording_id, room, session_id, case_id, status, manifest_sha256, problem, started_at, ended_at, manifest, dir";
-type Row = (i64, String, Option<i64>, Option<i64>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, String);
+const COLUMNS: &str = "recording_id, room, session_id, case_id, status, manifest_sha256, problem, started_at, ended_at, manifest, dir, composite_status, composite_sha256";
+type Row = (i64, String, Option<i64>, Option<i64>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, String, Option<String>, Option<String>);
 
 fn from_row(r: Row) -> RecordingRow {
     RecordingRow {
@@ -138,6 +145,8 @@ fn from_row(r: Row) -> RecordingRow {
         ended_at: r.8,
         manifest: r.9.and_then(|m| serde_json::from_str(&m).ok()),
         dir: r.10,
+        composite_status: r.11,
+        composite_sha256: r.12,
     }
 }
 
@@ -151,14 +160,17 @@ pub async fn for_case(db: &Db, case_id: i64) -> Result<Vec<RecordingRow>, DbErro
     Ok(rows.into_iter().map(from_row).collect())
 }
 
-/// The files a recording lists, resolved inside its directory (names from the manifest only).
+/// The files a recording lists, resolved inside its directory (names from the manifest only),
+/// and the composite once it is ready.
 pub fn files(r: &RecordingRow) -> Vec<(String, PathBuf, Option<String>)> {
     let Some(m) = r.manifest.as_ref().and_then(|m| serde_json::from_value::<Manifest>(m.clone()).ok()) else { return Vec::new() };
+    let composite = (r.composite_status.as_deref() == Some("ready")).then(|| (COMPOSITE_FILE.to_string(), Path::new(&r.dir).join(COMPOSITE_FILE), r.composite_sha256.clone()));
     m.tracks
         .into_iter()
         // A track that never got a keyframe has no file; its problem is in the manifest.
         .filter(|t| t.sha256.is_some() && !t.file.is_empty() && !t.file.contains('/') && !t.file.contains(".."))
         .map(|t| (t.file.clone(), Path::new(&r.dir).join(&t.file), t.sha256))
+        .chain(composite)
         .collect()
 }
 

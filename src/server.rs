@@ -166,6 +166,9 @@ impl Server {
         };
         tokio::spawn(crate::sessions_sync::run(state.db.clone(), state.signaling.subscribe_events()));
         state.signaling.set_recording_control(Arc::new(crate::recordings::Recordings::new(state.db.clone(), &config.data_dir)));
+        if config.worker_in_process {
+            tokio::spawn(crate::jobs::run_worker(state.db.clone()));
+        }
         let (retention_db, retention) = (state.db.clone(), config.recording_retention);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));

@@ -12,7 +12,25 @@ create table recording (
     problem text,
     started_at text not null,
     ended_at text,
-    deleted_at text
+    deleted_at text,
+    composite_status text,
+    composite_sha256 text
 );
 create index recording_case on recording (case_id);
 create index recording_room on recording (room);
+
+-- Background work (composite recordings now; PDFs and court pushes later): claimed one at a time,
+-- retried with backoff, progress visible.
+create table job (
+    job_id integer primary key autoincrement,
+    kind text not null,
+    payload text not null,
+    status text not null check (status in ('queued', 'running', 'done', 'failed')),
+    attempts bigint not null,
+    progress bigint not null,
+    error text,
+    run_after text not null,
+    created_at text not null,
+    updated_at text not null
+);
+create index job_queue on job (status, run_after);

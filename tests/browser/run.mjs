@@ -444,6 +444,22 @@ scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (s
     const errors = execFileSync('ffmpeg', ['-v', 'error', '-i', path, '-f', 'null', '-'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     assert(errors === '', 'decodes cleanly: ' + errors);
   }
+  // The worker composes the recording into one MP4 (grid, names, mixed audio).
+  let composite = null;
+  for (let i = 0; i < 120 && !composite; i++) {
+    const d = await (await fetch(`${server.url}/api/v1/recordings/${recordingId}`, { headers: { Authorization: 'Bearer ' + token } })).json();
+    if (d.composite_status === 'failed') throw new Error('the composite failed');
+    composite = d.files.find(f => f.name === 'composite.mp4');
+    if (!composite) await new Promise(r => setTimeout(r, 500));
+  }
+  assert(composite, 'a composite MP4 within a minute');
+  const mp4 = `${server.dataDir}/composite.mp4`;
+  writeFileSync(mp4, Buffer.from(await (await fetch(server.url + composite.url)).arrayBuffer()));
+  const cprobe = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', mp4], { encoding: 'utf8' }));
+  const kinds = cprobe.streams.map(s => s.codec_name).sort().join(',');
+  const cdur = Number(cprobe.format.duration);
+  console.log(`  composite.mp4: ${kinds} ${cprobe.streams.find(s => s.codec_type === 'video').width}x${cprobe.streams.find(s => s.codec_type === 'video').height} ${cdur.toFixed(2)} s`);
+  assert(kinds === 'aac,h264' && cdur > 2.5 && cdur < 7, 'H.264 + AAC of about four seconds');
   const ranged = await fetch(server.url + detail.files[0].url, { headers: { Range: 'bytes=0-99' } });
   assert(ranged.status === 206 && (await ranged.arrayBuffer()).byteLength === 100, 'range requests for the player');
   const unsigned = await fetch(`${server.url}/api/v1/recordings/${recordingId}/files/${detail.files[0].name}`);
