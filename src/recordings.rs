@@ -18,11 +18,13 @@ pub const COMPOSITE_FILE: &str = "composite.mp4";
 pub struct Recordings {
     db: Db,
     root: PathBuf,
+    /// To tell the room when a recording stops on its own.
+    signaling: jiefen_signaling::Signaling,
 }
 
 impl Recordings {
-    pub fn new(db: Db, data_dir: &Path) -> Recordings {
-        Recordings { db, root: data_dir.join("recordings") }
+    pub fn new(db: Db, data_dir: &Path, signaling: jiefen_signaling::Signaling) -> Recordings {
+        Recordings { db, root: data_dir.join("recordings"), signaling }
     }
 }
 
@@ -32,6 +34,7 @@ impl jiefen_signaling::RecordingControl for Recordings {
         let dir = self.root.join(room).join(&stamp);
         let running = jiefen_recorder::start(room, &dir).map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
         let db = self.db.clone();
+        let signaling = self.signaling.clone();
         let room = room.to_string();
         let dir_text = dir.to_string_lossy().into_owned();
         tokio::spawn(async move {
@@ -43,6 +46,10 @@ impl jiefen_signaling::RecordingControl for Recordings {
                 }
             };
             let outcome = running.finished.await.unwrap_or_else(|_| Err("the recorder stopped unexpectedly".into()));
+            if let Err(problem) = &outcome {
+                // Usually a full disk: the hosts hear of it at once; the session goes on.
+                signaling.recording_stopped(&room, problem);
+            }
             if let Err(e) = complete(&db, id, outcome).await {
                 tracing::error!(error = %e, recording_id = id, "could not store a finished recording");
             }

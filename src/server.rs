@@ -165,7 +165,7 @@ impl Server {
             public_url: config.base_url_for(local_addr),
         };
         tokio::spawn(crate::sessions_sync::run(state.db.clone(), state.signaling.subscribe_events()));
-        state.signaling.set_recording_control(Arc::new(crate::recordings::Recordings::new(state.db.clone(), &config.data_dir)));
+        state.signaling.set_recording_control(Arc::new(crate::recordings::Recordings::new(state.db.clone(), &config.data_dir, state.signaling.clone())));
         if config.worker_in_process {
             tokio::spawn(crate::jobs::run_worker(state.db.clone()));
         }

@@ -41,8 +41,12 @@ pub async fn apply(db: &Db, event: &SessionEvent) -> Result<(), DbError> {
             cases::record_event(db, case_id, "session_ended", "system:signaling", &serde_json::json!({ "session_id": session_id })).await?;
         }
         SessionEvent::ParticipantJoined { room, identity, .. } => {
-            let Some((session_id, _)) = session_of(db, room).await? else { return Ok(()) };
+            let Some((session_id, case_id)) = session_of(db, room).await? else { return Ok(()) };
             sqlx::query("insert into session_attendance (session_id, identity, joined_at) values ($1, $2, $3)").bind(session_id).bind(identity).bind(&now).execute(&db.pool).await?;
+            // The join page shows the recording notice before anyone can join: a join is the
+            // participant's acknowledgement, kept in the chain.
+            cases::record_event(db, case_id, "participant_joined", &format!("participant:{identity}"), &serde_json::json!({ "session_id": session_id, "recording_notice_shown": true }))
+                .await?;
         }
         SessionEvent::ParticipantLeft { room, identity } => {
             let Some((session_id, _)) = session_of(db, room).await? else { return Ok(()) };

@@ -217,6 +217,33 @@ impl Signaling {
         }
     }
 
+    /// A recording ended on its own (the disk filled, the recorder failed): everyone sees the
+    /// indicator go off, hosts are told why; the session itself goes on.
+    pub fn recording_stopped(&self, room: &str, reason: &str) {
+        let room = self.inner.rooms.lock().ok().and_then(|r| r.get(room).cloned());
+        let Some(room) = room else { return };
+        let handle = room.handle.clone();
+        let was = room.state.lock().map(|mut st| {
+            let was = st.recording;
+            st.recording = false;
+            if was {
+                for m in st.members.values() {
+                    m.send(ServerMessage::Recording { recording: false, by: "system".into() });
+                    if m.claims.grants.room_admin {
+                        m.send(ServerMessage::error(ErrorCode::Internal, format!("recording stopped: {reason}")));
+                    }
+                }
+            }
+            was
+        });
+        if was.unwrap_or(false) {
+            tokio::spawn(async move {
+                let _ = handle.set_recording_tap(None).await;
+            });
+            self.emit(SessionEvent::RecordingChanged { room: room.id.clone(), recording: false, by: "system".into() });
+        }
+    }
+
     /// Lets hosts' `set_recording` capture media (without it, recording is only a state and an event).
     pub fn set_recording_control(&self, control: Arc<dyn RecordingControl>) {
         let _ = self.inner.recorder.set(control);

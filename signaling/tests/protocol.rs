@@ -286,3 +286,36 @@ async fn a_dropped_connection_resumes_its_seat_within_the_window() {
     let left = expect_type(&mut med, "participant_left").await;
     assert_eq!(left["identity"], "zhang");
 }
+
+/// A recorder that hands out a tap and remembers it, so the test can see it attached.
+struct FakeRecorder(std::sync::Mutex<Vec<tokio::sync::mpsc::Receiver<jiefen_media::TapPacket>>>);
+
+impl jiefen_signaling::RecordingControl for FakeRecorder {
+    fn start(&self, _room: &str) -> Result<jiefen_media::RecordingTap, String> {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        self.0.lock().map_err(|e| e.to_string())?.push(rx);
+        Ok(jiefen_media::RecordingTap { sender: tx })
+    }
+}
+
+#[tokio::test]
+async fn a_recording_that_stops_on_its_own_is_announced_and_the_session_goes_on() {
+    let n = node(SignalingLimits::default()).await;
+    let recorder = std::sync::Arc::new(FakeRecorder(std::sync::Mutex::new(Vec::new())));
+    n.signaling.set_recording_control(recorder.clone());
+    let mut med = joined(&n, "r9", "med", Role::Mediator).await;
+    let mut party = joined(&n, "r9", "zhang", Role::Party).await;
+    send(&mut med, json!({"type": "set_recording", "recording": true})).await;
+    assert_eq!(expect_type(&mut party, "recording").await["recording"], true);
+    assert_eq!(recorder.0.lock().expect("lock").len(), 1, "the recorder was started");
+    n.signaling.recording_stopped("r9", "no space left on device");
+    assert_eq!(expect_type(&mut party, "recording").await["recording"], false);
+    let err = expect_type(&mut med, "error").await;
+    assert!(err["message"].as_str().is_some_and(|m| m.contains("no space left")), "{err}");
+    // The tap is detached: the recorder's channel closes.
+    let mut rx = recorder.0.lock().expect("lock").pop().expect("rx");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async { while rx.recv().await.is_some() {} }).await;
+    assert!(closed.is_ok(), "the tap was detached");
+    send(&mut party, json!({"type": "ping"})).await;
+    expect_type(&mut party, "pong").await;
+}
