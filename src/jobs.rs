@@ -196,11 +196,18 @@ async fn composite(db: &Db, job_id: i64, recording_id: i64) -> Result<(), String
         }
         Err(e) => return Err(format!("the composer crashed: {e}")),
     };
-    let hash = tokio::task::spawn_blocking(move || jiefen_recorder::hash::sha256_file(&out)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?.0;
+    let digest = tokio::task::spawn_blocking(move || jiefen_recorder::hash::digest_file(&out)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let hash = digest.sha256;
     let mut tx = db.begin().await.map_err(|e| e.to_string())?;
-    sqlx::query("update recording set composite_status = 'ready', composite_sha256 = $1 where recording_id = $2").bind(&hash).bind(recording_id).execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    sqlx::query("update recording set composite_status = 'ready', composite_sha256 = $1, composite_sm3 = $2 where recording_id = $3")
+        .bind(&hash)
+        .bind(&digest.sm3)
+        .bind(recording_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
     if let Some(case_id) = r.case_id {
-        cases::append_event(&mut tx, case_id, "composite_ready", "system:worker", &serde_json::json!({ "recording_id": recording_id, "sha256": hash, "tiles": report.tiles, "duration_ms": report.duration_ms }))
+        cases::append_event(&mut tx, case_id, "composite_ready", "system:worker", &serde_json::json!({ "recording_id": recording_id, "sha256": hash, "sm3": digest.sm3, "tiles": report.tiles, "duration_ms": report.duration_ms }))
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -79,14 +79,16 @@ async fn begin(db: &Db, room: &str, dir: &str) -> Result<i64, DbError> {
 }
 
 async fn complete(db: &Db, id: i64, outcome: Result<(Manifest, String), String>) -> Result<(), DbError> {
-    let (case_id,): (Option<i64>,) = sqlx::query_as("select case_id from recording where recording_id = $1").bind(id).fetch_one(&db.pool).await?;
+    let (case_id, dir): (Option<i64>, String) = sqlx::query_as("select case_id, dir from recording where recording_id = $1").bind(id).fetch_one(&db.pool).await?;
     match outcome {
         Ok((manifest, hash)) => {
             let text = serde_json::to_string(&manifest).unwrap_or_default();
+            let sm3 = std::fs::read(Path::new(&dir).join(jiefen_recorder::MANIFEST_FILE)).ok().map(|b| jiefen_recorder::hash::sm3(&b));
             let mut tx = db.begin().await?;
-            sqlx::query("update recording set status = 'complete', manifest = $1, manifest_sha256 = $2, ended_at = $3 where recording_id = $4")
+            sqlx::query("update recording set status = 'complete', manifest = $1, manifest_sha256 = $2, manifest_sm3 = $3, ended_at = $4 where recording_id = $5")
                 .bind(&text)
                 .bind(&hash)
+                .bind(&sm3)
                 .bind(now_text())
                 .bind(id)
                 .execute(&mut *tx)
@@ -99,7 +101,7 @@ async fn complete(db: &Db, id: i64, outcome: Result<(Manifest, String), String>)
                     case_id,
                     "recording_saved",
                     "system:recorder",
-                    &serde_json::json!({ "recording_id": id, "manifest_sha256": hash, "tracks": manifest.tracks.len(), "duration_ms": manifest.duration_ms, "flagged": flagged }),
+                    &serde_json::json!({ "recording_id": id, "manifest_sha256": hash, "manifest_sm3": sm3, "tracks": manifest.tracks.len(), "duration_ms": manifest.duration_ms, "flagged": flagged }),
                 )
                 .await?;
             }
@@ -124,20 +126,22 @@ pub struct RecordingRow {
     pub case_id: Option<i64>,
     pub status: String,
     pub manifest_sha256: Option<String>,
+    pub manifest_sm3: Option<String>,
     pub problem: Option<String>,
     pub started_at: String,
     pub ended_at: Option<String>,
     /// `running`, `ready`, `failed`, or none yet.
     pub composite_status: Option<String>,
     pub composite_sha256: Option<String>,
+    pub composite_sm3: Option<String>,
     #[schema(value_type = Object)]
     pub manifest: Option<serde_json::Value>,
     #[serde(skip)]
     pub dir: String,
 }
 
-const COLUMNS: &str = "recording_id, room, session_id, case_id, status, manifest_sha256, problem, started_at, ended_at, manifest, dir, composite_status, composite_sha256";
-type Row = (i64, String, Option<i64>, Option<i64>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, String, Option<String>, Option<String>);
+const COLUMNS: &str = "recording_id, room, session_id, case_id, status, manifest_sha256, problem, started_at, ended_at, manifest, dir, composite_status, composite_sha256, manifest_sm3, composite_sm3";
+type Row = (i64, String, Option<i64>, Option<i64>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
 fn from_row(r: Row) -> RecordingRow {
     RecordingRow {
@@ -154,6 +158,8 @@ fn from_row(r: Row) -> RecordingRow {
         dir: r.10,
         composite_status: r.11,
         composite_sha256: r.12,
+        manifest_sm3: r.13,
+        composite_sm3: r.14,
     }
 }
 
@@ -168,15 +174,16 @@ pub async fn for_case(db: &Db, case_id: i64) -> Result<Vec<RecordingRow>, DbErro
 }
 
 /// The files a recording lists, resolved inside its directory (names from the manifest only),
-/// and the composite once it is ready.
-pub fn files(r: &RecordingRow) -> Vec<(String, PathBuf, Option<String>)> {
+/// and the composite once it is ready: (name, path, SHA-256, SM3).
+pub fn files(r: &RecordingRow) -> Vec<(String, PathBuf, Option<String>, Option<String>)> {
     let Some(m) = r.manifest.as_ref().and_then(|m| serde_json::from_value::<Manifest>(m.clone()).ok()) else { return Vec::new() };
-    let composite = (r.composite_status.as_deref() == Some("ready")).then(|| (COMPOSITE_FILE.to_string(), Path::new(&r.dir).join(COMPOSITE_FILE), r.composite_sha256.clone()));
+    let composite = (r.composite_status.as_deref() == Some("ready"))
+        .then(|| (COMPOSITE_FILE.to_string(), Path::new(&r.dir).join(COMPOSITE_FILE), r.composite_sha256.clone(), r.composite_sm3.clone()));
     m.tracks
         .into_iter()
         // A track that never got a keyframe has no file; its problem is in the manifest.
         .filter(|t| t.sha256.is_some() && !t.file.is_empty() && !t.file.contains('/') && !t.file.contains(".."))
-        .map(|t| (t.file.clone(), Path::new(&r.dir).join(&t.file), t.sha256))
+        .map(|t| (t.file.clone(), Path::new(&r.dir).join(&t.file), t.sha256, t.sm3))
         .chain(composite)
         .collect()
 }
@@ -194,14 +201,15 @@ pub fn verify(r: &RecordingRow) -> Verification {
     let mut checks = Vec::new();
     let manifest_path = Path::new(&r.dir).join(jiefen_recorder::MANIFEST_FILE);
     let manifest_state = match std::fs::read(&manifest_path) {
-        Ok(bytes) if Some(jiefen_recorder::hash::sha256(&bytes)) == r.manifest_sha256 => "ok",
+        Ok(bytes) if Some(jiefen_recorder::hash::sha256(&bytes)) == r.manifest_sha256 && (r.manifest_sm3.is_none() || Some(jiefen_recorder::hash::sm3(&bytes)) == r.manifest_sm3) => "ok",
         Ok(_) => "changed",
         Err(_) => "missing",
     };
     checks.push((jiefen_recorder::MANIFEST_FILE.to_string(), manifest_state.to_string()));
-    for (name, path, expected) in files(r) {
-        let state = match jiefen_recorder::hash::sha256_file(&path) {
-            Ok((hash, _)) if Some(&hash) == expected.as_ref() => "ok",
+    for (name, path, sha256, sm3) in files(r) {
+        // Both digests must match where both were stored (SM3 is absent on older rows).
+        let state = match jiefen_recorder::hash::digest_file(&path) {
+            Ok(d) if Some(&d.sha256) == sha256.as_ref() && sm3.as_ref().is_none_or(|s| *s == d.sm3) => "ok",
             Ok(_) => "changed",
             Err(_) => "missing",
         };

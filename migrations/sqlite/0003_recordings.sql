@@ -9,12 +9,14 @@ create table recording (
     status text not null check (status in ('recording', 'complete', 'failed', 'deleted')),
     manifest text,
     manifest_sha256 text,
+    manifest_sm3 text,
     problem text,
     started_at text not null,
     ended_at text,
     deleted_at text,
     composite_status text,
-    composite_sha256 text
+    composite_sha256 text,
+    composite_sm3 text
 );
 create index recording_case on recording (case_id);
 create index recording_room on recording (room);

@@ -96,7 +96,8 @@ impl RoomRecording {
         self.problems.push(problem);
     }
 
-    /// Closes every file and writes `manifest.json`; returns the manifest and its SHA-256.
+    /// Closes every file and writes `manifest.json`; returns the manifest and its SHA-256 (its
+    /// SM3 is `hash::sm3` of the same file).
     pub fn finish(self, tap_overflow: u64) -> std::io::Result<(Manifest, String)> {
         let ended = SystemTime::now();
         let mut tracks: Vec<TrackSummary> = self.tracks.into_values().map(|t| t.finish()).collect();

@@ -210,6 +210,7 @@ pub struct TrackSummary {
     pub height: Option<u32>,
     pub bytes: u64,
     pub sha256: Option<String>,
+    pub sm3: Option<String>,
     /// Why this track could not be recorded (fully), if it could not.
     pub problem: Option<String>,
 }
@@ -261,6 +262,7 @@ impl TrackRecorder {
                 height: None,
                 bytes: 0,
                 sha256: None,
+                sm3: None,
                 problem: codec.is_none().then(|| format!("codec {mime} is not recorded")),
             },
         }
@@ -409,10 +411,11 @@ impl TrackRecorder {
                 }
                 Err(e) => self.summary.problem = Some(format!("writing the file failed: {e}")),
             }
-            match crate::hash::sha256_file(&self.path) {
-                Ok((hash, bytes)) => {
-                    self.summary.sha256 = Some(hash);
-                    self.summary.bytes = bytes;
+            match crate::hash::digest_file(&self.path) {
+                Ok(d) => {
+                    self.summary.sha256 = Some(d.sha256);
+                    self.summary.sm3 = Some(d.sm3);
+                    self.summary.bytes = d.bytes;
                 }
                 Err(e) => self.summary.problem = Some(format!("hashing the file failed: {e}")),
             }

@@ -82,7 +82,7 @@ pub async fn detail(State(state): State<AppState>, staff: Staff, Path(id): Path<
     } else {
         recordings::files(&recording)
             .into_iter()
-            .map(|(name, _, _)| RecordingFile { url: format!("/api/v1/recordings/{id}/files/{name}?exp={exp}&sig={}", file_signature(&state, id, &name, exp)), name })
+            .map(|(name, _, _, _)| RecordingFile { url: format!("/api/v1/recordings/{id}/files/{name}?exp={exp}&sig={}", file_signature(&state, id, &name, exp)), name })
             .collect()
     };
     Ok(Json(RecordingDetail { recording, files }))
@@ -126,7 +126,7 @@ pub async fn file(
     if r.status == "deleted" {
         return Err(ApiError::NotFound(format!("recording {id} was deleted under the retention policy")));
     }
-    let Some((_, path, _)) = recordings::files(&r).into_iter().find(|(n, _, _)| *n == name) else {
+    let Some((_, path, _, _)) = recordings::files(&r).into_iter().find(|(n, _, _, _)| *n == name) else {
         return Err(ApiError::NotFound(format!("recording {id} has no file {name}")));
     };
     let mime = if name.ends_with(".webm") { "video/webm" } else { "video/x-matroska" };
