@@ -7,7 +7,7 @@ set -euo pipefail
 set_name=${1:-run}
 RUN_PKGS=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev
   libavdevice-dev libswscale-dev libswresample-dev)
-TEST_PKGS=(postgresql redis-server chromium fonts-wqy-microhei python3 ffmpeg)
+TEST_PKGS=(postgresql redis-server chromium fonts-wqy-microhei python3 python3-venv curl ffmpeg)
 pkgs=("${RUN_PKGS[@]}")
 [ "$set_name" = test ] && pkgs+=("${TEST_PKGS[@]}")
 command -v node >/dev/null 2>&1 || { [ "$set_name" = test ] && pkgs+=(nodejs npm); }

@@ -22,7 +22,25 @@ start_redis() {
   for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
   export RTMP RPORT JIEFEN_TEST_REDIS_URL="redis://127.0.0.1:$RPORT/"
 }
+# An S3-compatible server (moto, from PyPI, in a venv kept under ~/.cache) with one bucket.
+start_s3() {
+  local venv="${JIEFEN_MOTO_VENV:-$HOME/.cache/jiefen/moto-venv}"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    python3 -m venv "$venv" >/dev/null
+    "$venv/bin/pip" install -q 'moto[server]' >/dev/null
+  fi
+  S3TMP=$(mktemp -d); S3PORT=$(free_port)
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$S3PORT" >"$S3TMP/moto.log" 2>&1 &
+  echo $! >"$S3TMP/pid"
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$S3PORT/" 2>/dev/null && break; sleep 0.1; done
+  curl -fsS -X PUT "http://127.0.0.1:$S3PORT/jiefen-test" -o /dev/null
+  export S3TMP S3PORT JIEFEN_TEST_S3_URL="http://127.0.0.1:$S3PORT"
+}
 stop_services() {
+  if [ -n "${S3TMP:-}" ]; then
+    kill "$(cat "$S3TMP/pid" 2>/dev/null)" 2>/dev/null || true
+    rm -rf "$S3TMP"; S3TMP=""
+  fi
   if [ -n "${PGTMP:-}" ]; then
     local as=(); [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
     "${as[@]}" "$PGBIN/pg_ctl" -D "$PGTMP/data" -m immediate -w stop >/dev/null 2>&1 || true

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, starts a throwaway PostgreSQL and Redis,
+# The README's test command: installs what is missing, starts a throwaway PostgreSQL, Redis and
+# an S3-compatible server (moto),
 # runs every test of the workspace (SQLite and PostgreSQL, in-process and Redis session stores),
 # then the browser tests in headless Chromium, and stops what it started, also on failure.
 set -euo pipefail
@@ -9,9 +10,10 @@ source scripts/services.sh
 trap stop_services EXIT
 start_pg
 start_redis
+start_s3
 # Tests that need a service fail (rather than skip) when it is missing.
 export JIEFEN_REQUIRE_SERVICES=1
-echo "== cargo test (PostgreSQL on :$PGPORT, Redis on :$RPORT)"
+echo "== cargo test (PostgreSQL on :$PGPORT, Redis on :$RPORT, S3 on :$S3PORT)"
 cargo build --workspace --all-targets
 cargo test --workspace
 echo "== browser tests (headless Chromium)"

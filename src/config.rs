@@ -80,10 +80,19 @@ struct FileConfig {
     field_key: Option<String>,
     recording_retention_days: Option<u64>,
     worker_in_process: Option<bool>,
+    /// `[storage.s3]`: recordings go to S3-compatible object storage.
+    #[serde(default)]
+    storage: FileStorage,
     #[serde(default)]
     limits: FileLimits,
     #[serde(default)]
     auth: FileAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStorage {
+    s3: Option<crate::storage::S3Config>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +144,8 @@ pub struct Config {
     /// Run background jobs (composite recordings) inside `jiefen serve`; false when a separate
     /// `jiefen worker` does them.
     pub worker_in_process: bool,
+    /// Where finished recordings are kept: `None` = the data directory.
+    pub s3: Option<crate::storage::S3Config>,
     pub limits: Limits,
     pub auth: crate::store::staff::AuthSettings,
 }
@@ -250,6 +261,7 @@ impl Config {
             field_key,
             recording_retention: Duration::from_secs(86_400 * file.recording_retention_days.unwrap_or(3 * 365).max(1)),
             worker_in_process: file.worker_in_process.unwrap_or(true),
+            s3: file.storage.s3,
             auth,
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),

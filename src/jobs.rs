@@ -14,6 +14,8 @@ use crate::store::cases;
 use crate::store::staff::text_time;
 
 pub const KIND_COMPOSITE: &str = "composite";
+/// Move a finished recording to object storage (after its composite is made).
+pub const KIND_ARCHIVE: &str = "archive";
 pub const MAX_ATTEMPTS: i64 = 3;
 const POLL: Duration = Duration::from_secs(1);
 
@@ -112,14 +114,17 @@ pub async fn requeue_stale(db: &Db) -> Result<u64, DbError> {
 }
 
 /// Runs jobs until the process ends.
-pub async fn run_worker(db: Db) {
+pub async fn run_worker(db: Db, storage: crate::storage::Storage) {
     if let Err(e) = requeue_stale(&db).await {
         tracing::warn!(error = %e, "could not requeue stale jobs");
     }
     loop {
         match claim(&db).await {
             Ok(Some((id, kind, payload, attempts))) => {
-                let outcome = run_one(&db, id, &kind, &payload).await;
+                let outcome = run_one(&db, &storage, id, &kind, &payload).await;
+                if let Err(e) = after(&db, &storage, &kind, &payload, &outcome, attempts + 1).await {
+                    tracing::error!(error = %e, job_id = id, "could not queue the follow-up job");
+                }
                 if let Err(e) = finish(&db, id, attempts + 1, outcome).await {
                     tracing::error!(error = %e, job_id = id, "could not record a job's outcome");
                 }
@@ -134,23 +139,34 @@ pub async fn run_worker(db: Db) {
 }
 
 /// Runs every due job now, in this task (tests, and `jiefen worker --once`).
-pub async fn run_due(db: &Db) -> Result<usize, DbError> {
+pub async fn run_due(db: &Db, storage: &crate::storage::Storage) -> Result<usize, DbError> {
     let mut n = 0;
     while let Some((id, kind, payload, attempts)) = claim(db).await? {
-        let outcome = run_one(db, id, &kind, &payload).await;
+        let outcome = run_one(db, storage, id, &kind, &payload).await;
+        after(db, storage, &kind, &payload, &outcome, attempts + 1).await?;
         finish(db, id, attempts + 1, outcome).await?;
         n += 1;
     }
     Ok(n)
 }
 
-async fn run_one(db: &Db, id: i64, kind: &str, payload: &str) -> Result<(), String> {
+/// Once a composite is done (or has failed for good), the recording moves to object storage
+/// when one is configured: the composite needs the local files, so never before.
+async fn after(db: &Db, storage: &crate::storage::Storage, kind: &str, payload: &str, outcome: &Result<(), String>, attempts: i64) -> Result<(), DbError> {
+    let final_outcome = outcome.is_ok() || attempts >= MAX_ATTEMPTS;
+    if kind == KIND_COMPOSITE && final_outcome && storage.kind() == "s3" {
+        let payload: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+        enqueue(db, KIND_ARCHIVE, &payload).await?;
+    }
+    Ok(())
+}
+
+async fn run_one(db: &Db, storage: &crate::storage::Storage, id: i64, kind: &str, payload: &str) -> Result<(), String> {
     let payload: serde_json::Value = serde_json::from_str(payload).map_err(|e| format!("bad payload: {e}"))?;
+    let recording_id = || payload["recording_id"].as_i64().ok_or("payload lacks recording_id");
     match kind {
-        KIND_COMPOSITE => {
-            let recording_id = payload["recording_id"].as_i64().ok_or("payload lacks recording_id")?;
-            composite(db, id, recording_id).await
-        }
+        KIND_COMPOSITE => composite(db, id, recording_id()?).await,
+        KIND_ARCHIVE => crate::recordings::archive(db, storage, recording_id()?).await,
         other => Err(format!("unknown job kind {other}")),
     }
 }

@@ -13,4 +13,5 @@ pub mod keys;
 pub mod recordings;
 pub mod server;
 pub mod sessions_sync;
+pub mod storage;
 pub mod store;

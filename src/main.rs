@@ -102,9 +102,13 @@ fn worker(config: &Config) -> ExitCode {
             Ok(db) => db,
             Err(e) => return fail(&format!("database {}: {e}", jiefen::config::redact_url(&url))),
         };
+        let storage = match jiefen::server::storage_of(config) {
+            Ok(s) => s,
+            Err(e) => return fail(&e.to_string()),
+        };
         say("jiefen worker: running background jobs (Ctrl-C to stop; an interrupted job is retried)");
         tokio::select! {
-            () = jiefen::jobs::run_worker(db) => {}
+            () = jiefen::jobs::run_worker(db, storage) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         ExitCode::SUCCESS
@@ -127,7 +131,11 @@ fn verify_recording(config: &Config, id: i64) -> ExitCode {
             Ok(None) => return fail(&format!("no recording {id}")),
             Err(e) => return fail(&e.to_string()),
         };
-        let report = jiefen::recordings::verify(&recording);
+        let storage = match jiefen::server::storage_of(config) {
+            Ok(s) => s,
+            Err(e) => return fail(&e.to_string()),
+        };
+        let report = jiefen::recordings::verify(&storage, &recording).await;
         for (file, state) in &report.checks {
             say(&format!("{state:8} {file}"));
         }

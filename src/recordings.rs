@@ -10,6 +10,7 @@ use jiefen_recorder::Manifest;
 use serde::Serialize;
 
 use crate::db::{Db, DbError, now_text};
+use crate::storage::Storage;
 use crate::store::cases;
 
 /// The composed MP4 beside a recording's tracks.
@@ -134,56 +135,74 @@ pub struct RecordingRow {
     pub composite_status: Option<String>,
     pub composite_sha256: Option<String>,
     pub composite_sm3: Option<String>,
+    /// `local` (the data directory) or `s3`.
+    pub storage: String,
     #[schema(value_type = Object)]
     pub manifest: Option<serde_json::Value>,
     #[serde(skip)]
     pub dir: String,
+    #[serde(skip)]
+    pub object_prefix: Option<String>,
 }
 
-const COLUMNS: &str = "recording_id, room, session_id, case_id, status, manifest_sha256, problem, started_at, ended_at, manifest, dir, composite_status, composite_sha256, manifest_sm3, composite_sm3";
-type Row = (i64, String, Option<i64>, Option<i64>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<String>, Option<String>);
+const COLUMNS: &str = "recording_id, room, session_id, case_id, status, manifest_sha256, manifest_sm3, problem, started_at, ended_at, manifest, dir, \
+     composite_status, composite_sha256, composite_sm3, storage, object_prefix";
 
-fn from_row(r: Row) -> RecordingRow {
-    RecordingRow {
-        recording_id: r.0,
-        room: r.1,
-        session_id: r.2,
-        case_id: r.3,
-        status: r.4,
-        manifest_sha256: r.5,
-        problem: r.6,
-        started_at: r.7,
-        ended_at: r.8,
-        manifest: r.9.and_then(|m| serde_json::from_str(&m).ok()),
-        dir: r.10,
-        composite_status: r.11,
-        composite_sha256: r.12,
-        manifest_sm3: r.13,
-        composite_sm3: r.14,
+impl<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> for RecordingRow {
+    fn from_row(row: &'r sqlx::any::AnyRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        let manifest: Option<String> = row.try_get("manifest")?;
+        Ok(RecordingRow {
+            recording_id: row.try_get("recording_id")?,
+            room: row.try_get("room")?,
+            session_id: row.try_get("session_id")?,
+            case_id: row.try_get("case_id")?,
+            status: row.try_get("status")?,
+            manifest_sha256: row.try_get("manifest_sha256")?,
+            manifest_sm3: row.try_get("manifest_sm3")?,
+            problem: row.try_get("problem")?,
+            started_at: row.try_get("started_at")?,
+            ended_at: row.try_get("ended_at")?,
+            manifest: manifest.and_then(|m| serde_json::from_str(&m).ok()),
+            dir: row.try_get("dir")?,
+            composite_status: row.try_get("composite_status")?,
+            composite_sha256: row.try_get("composite_sha256")?,
+            composite_sm3: row.try_get("composite_sm3")?,
+            storage: row.try_get("storage")?,
+            object_prefix: row.try_get("object_prefix")?,
+        })
     }
 }
 
 pub async fn load(db: &Db, id: i64) -> Result<Option<RecordingRow>, DbError> {
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from recording where recording_id = $1"))).bind(id).fetch_optional(&db.pool).await?;
-    Ok(row.map(from_row))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from recording where recording_id = $1"))).bind(id).fetch_optional(&db.pool).await?)
 }
 
 pub async fn for_case(db: &Db, case_id: i64) -> Result<Vec<RecordingRow>, DbError> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from recording where case_id = $1 order by recording_id"))).bind(case_id).fetch_all(&db.pool).await?;
-    Ok(rows.into_iter().map(from_row).collect())
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from recording where case_id = $1 order by recording_id"))).bind(case_id).fetch_all(&db.pool).await?)
 }
 
-/// The files a recording lists, resolved inside its directory (names from the manifest only),
-/// and the composite once it is ready: (name, path, SHA-256, SM3).
+impl RecordingRow {
+    /// Where a file of this recording is: a local path, or an object key under the prefix.
+    pub fn location(&self, name: &str) -> String {
+        match (&self.object_prefix, self.storage.as_str()) {
+            (Some(prefix), "s3") => format!("{prefix}/{name}"),
+            _ => Path::new(&self.dir).join(name).to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// The files a recording lists (names from the manifest only), and the composite once it is
+/// ready: (name, location, SHA-256, SM3).
 pub fn files(r: &RecordingRow) -> Vec<(String, PathBuf, Option<String>, Option<String>)> {
     let Some(m) = r.manifest.as_ref().and_then(|m| serde_json::from_value::<Manifest>(m.clone()).ok()) else { return Vec::new() };
     let composite = (r.composite_status.as_deref() == Some("ready"))
-        .then(|| (COMPOSITE_FILE.to_string(), Path::new(&r.dir).join(COMPOSITE_FILE), r.composite_sha256.clone(), r.composite_sm3.clone()));
+        .then(|| (COMPOSITE_FILE.to_string(), PathBuf::from(r.location(COMPOSITE_FILE)), r.composite_sha256.clone(), r.composite_sm3.clone()));
     m.tracks
         .into_iter()
         // A track that never got a keyframe has no file; its problem is in the manifest.
         .filter(|t| t.sha256.is_some() && !t.file.is_empty() && !t.file.contains('/') && !t.file.contains(".."))
-        .map(|t| (t.file.clone(), Path::new(&r.dir).join(&t.file), t.sha256, t.sm3))
+        .map(|t| (t.file.clone(), PathBuf::from(r.location(&t.file)), t.sha256, t.sm3))
         .chain(composite)
         .collect()
 }
@@ -196,19 +215,18 @@ pub struct Verification {
     pub checks: Vec<(String, String)>,
 }
 
-/// Re-hashes the manifest and every file and compares with what was stored at the end of the recording.
-pub fn verify(r: &RecordingRow) -> Verification {
+/// Re-hashes the manifest and every file where they are kept (disk or object storage) and
+/// compares with what was stored at the end of the recording.
+pub async fn verify(storage: &Storage, r: &RecordingRow) -> Verification {
     let mut checks = Vec::new();
-    let manifest_path = Path::new(&r.dir).join(jiefen_recorder::MANIFEST_FILE);
-    let manifest_state = match std::fs::read(&manifest_path) {
-        Ok(bytes) if Some(jiefen_recorder::hash::sha256(&bytes)) == r.manifest_sha256 && (r.manifest_sm3.is_none() || Some(jiefen_recorder::hash::sm3(&bytes)) == r.manifest_sm3) => "ok",
-        Ok(_) => "changed",
-        Err(_) => "missing",
-    };
-    checks.push((jiefen_recorder::MANIFEST_FILE.to_string(), manifest_state.to_string()));
-    for (name, path, sha256, sm3) in files(r) {
+    let manifest = (jiefen_recorder::MANIFEST_FILE.to_string(), PathBuf::from(r.location(jiefen_recorder::MANIFEST_FILE)), r.manifest_sha256.clone(), r.manifest_sm3.clone());
+    for (name, location, sha256, sm3) in std::iter::once(manifest).chain(files(r)) {
+        let digest = match r.storage.as_str() {
+            "s3" => storage.digest(&location.to_string_lossy()).await.map_err(|e| e.to_string()),
+            _ => tokio::task::spawn_blocking(move || jiefen_recorder::hash::digest_file(&location)).await.map_err(|e| e.to_string()).and_then(|d| d.map_err(|e| e.to_string())),
+        };
         // Both digests must match where both were stored (SM3 is absent on older rows).
-        let state = match jiefen_recorder::hash::digest_file(&path) {
+        let state = match digest {
             Ok(d) if Some(&d.sha256) == sha256.as_ref() && sm3.as_ref().is_none_or(|s| *s == d.sm3) => "ok",
             Ok(_) => "changed",
             Err(_) => "missing",
@@ -219,13 +237,54 @@ pub fn verify(r: &RecordingRow) -> Verification {
     Verification { recording_id: r.recording_id, intact, checks }
 }
 
+/// Moves a finished recording's files to object storage: upload, re-read and compare both
+/// digests, record the new home, then remove the local copy.
+pub async fn archive(db: &Db, storage: &Storage, id: i64) -> Result<(), String> {
+    if storage.kind() != "s3" {
+        return Ok(());
+    }
+    let r = load(db, id).await.map_err(|e| e.to_string())?.ok_or("the recording is gone")?;
+    if r.storage == "s3" || r.status != "complete" {
+        return Ok(());
+    }
+    let prefix = format!("recordings/{}/{}", r.room, Path::new(&r.dir).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| id.to_string()));
+    let manifest = (jiefen_recorder::MANIFEST_FILE.to_string(), r.manifest_sha256.clone(), r.manifest_sm3.clone());
+    let names: Vec<(String, Option<String>, Option<String>)> = std::iter::once(manifest).chain(files(&r).into_iter().map(|(n, _, sha, sm)| (n, sha, sm))).collect();
+    for (name, sha256, sm3) in &names {
+        let key = format!("{prefix}/{name}");
+        storage.upload(&Path::new(&r.dir).join(name), &key).await.map_err(|e| e.to_string())?;
+        let d = storage.digest(&key).await.map_err(|e| e.to_string())?;
+        if Some(&d.sha256) != sha256.as_ref() || sm3.as_ref().is_some_and(|s| *s != d.sm3) {
+            return Err(crate::storage::StorageError::Mismatch(name.clone()).to_string());
+        }
+    }
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    sqlx::query("update recording set storage = 's3', object_prefix = $1 where recording_id = $2").bind(&prefix).bind(id).execute(&mut *tx).await.map_err(|e| e.to_string())?;
+    if let Some(case_id) = r.case_id {
+        cases::append_event(&mut tx, case_id, "recording_archived", "system:worker", &serde_json::json!({ "recording_id": id, "storage": "s3", "prefix": prefix, "files": names.len() }))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    if let Err(e) = tokio::fs::remove_dir_all(&r.dir).await {
+        tracing::warn!(error = %e, dir = %r.dir, "archived recording's local copy could not be removed");
+    }
+    Ok(())
+}
+
 /// Deletes recordings that ended more than `retention` ago: files removed, row marked, case logged.
-pub async fn sweep_retention(db: &Db, retention: Duration, now: SystemTime) -> Result<usize, DbError> {
+pub async fn sweep_retention(db: &Db, storage: &Storage, retention: Duration, now: SystemTime) -> Result<usize, DbError> {
     let cutoff = crate::store::staff::text_time(now - retention);
-    let rows: Vec<(i64, String, Option<i64>)> =
-        sqlx::query_as("select recording_id, dir, case_id from recording where status in ('complete', 'failed') and ended_at < $1").bind(&cutoff).fetch_all(&db.pool).await?;
+    let rows: Vec<(i64, String, Option<i64>, Option<String>)> =
+        sqlx::query_as("select recording_id, dir, case_id, object_prefix from recording where status in ('complete', 'failed') and ended_at < $1").bind(&cutoff).fetch_all(&db.pool).await?;
     let mut deleted = 0;
-    for (id, dir, case_id) in rows {
+    for (id, dir, case_id, prefix) in rows {
+        if let Some(prefix) = &prefix
+            && let Err(e) = storage.delete_prefix(prefix).await
+        {
+            tracing::warn!(error = %e, recording_id = id, "could not delete an expired recording from object storage; will retry");
+            continue;
+        }
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -23,6 +23,8 @@ pub enum StartError {
     SessionStore { url: String, source: jiefen_signaling::store::StoreError },
     #[error("media: {0}")]
     Media(jiefen_media::MediaError),
+    #[error("recording storage: {0}")]
+    Storage(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -61,6 +63,14 @@ pub fn token_secret(config: &Config) -> Result<Vec<u8>, StartError> {
 
 pub fn token_key(config: &Config) -> Result<TokenKey, StartError> {
     Ok(TokenKey::from_secret(&token_secret(config)?))
+}
+
+/// The configured recording storage: S3-compatible object storage, or the data directory.
+pub fn storage_of(config: &Config) -> Result<crate::storage::Storage, StartError> {
+    match &config.s3 {
+        Some(s3) => crate::storage::Storage::s3(s3).map_err(|e| StartError::Storage(e.to_string())),
+        None => Ok(crate::storage::Storage::Local),
+    }
 }
 
 fn ensure_data_dir(config: &Config) -> Result<(), StartError> {
@@ -160,6 +170,7 @@ impl Server {
             cipher,
             party_links: crate::auth::party_link::PartyLinkKey::from_secret(&token_secret(config)?),
             webhook_secret: Arc::new(token_secret(config)?),
+            storage: storage_of(config)?,
             sms,
             auth: config.auth.clone(),
             public_url: config.base_url_for(local_addr),
@@ -167,14 +178,14 @@ impl Server {
         tokio::spawn(crate::sessions_sync::run(state.db.clone(), state.signaling.subscribe_events()));
         state.signaling.set_recording_control(Arc::new(crate::recordings::Recordings::new(state.db.clone(), &config.data_dir, state.signaling.clone())));
         if config.worker_in_process {
-            tokio::spawn(crate::jobs::run_worker(state.db.clone()));
+            tokio::spawn(crate::jobs::run_worker(state.db.clone(), state.storage.clone()));
         }
-        let (retention_db, retention) = (state.db.clone(), config.recording_retention);
+        let (retention_db, retention, retention_storage) = (state.db.clone(), config.recording_retention, state.storage.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                if let Err(e) = crate::recordings::sweep_retention(&retention_db, retention, std::time::SystemTime::now()).await {
+                if let Err(e) = crate::recordings::sweep_retention(&retention_db, &retention_storage, retention, std::time::SystemTime::now()).await {
                     tracing::warn!(error = %e, "recording retention sweep failed");
                 }
             }

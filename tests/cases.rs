@@ -736,12 +736,94 @@ async fn recording_verification_and_retention() {
     let (status, _) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}"), Some(&other), None).await;
     assert_eq!(status, 404);
 
-    assert_eq!(jiefen::recordings::sweep_retention(&n.db, Duration::from_secs(30 * 86_400), std::time::SystemTime::now()).await.expect("sweep"), 0, "younger than the retention");
-    assert_eq!(jiefen::recordings::sweep_retention(&n.db, Duration::from_secs(7 * 86_400), std::time::SystemTime::now()).await.expect("sweep"), 1);
+    assert_eq!(jiefen::recordings::sweep_retention(&n.db, &jiefen::storage::Storage::Local, Duration::from_secs(30 * 86_400), std::time::SystemTime::now()).await.expect("sweep"), 0, "younger than the retention");
+    assert_eq!(jiefen::recordings::sweep_retention(&n.db, &jiefen::storage::Storage::Local, Duration::from_secs(7 * 86_400), std::time::SystemTime::now()).await.expect("sweep"), 1);
     assert!(!dir.exists(), "files deleted");
     let (_, r) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}"), Some(&n.admin), None).await;
     assert_eq!(r["status"], "deleted");
     let (_, events) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/events"), Some(&n.admin), None).await;
     assert!(events.as_array().expect("events").iter().any(|e| e["kind"] == "recording_deleted"), "the deletion is logged on the case");
     n.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object storage: a finished recording moves to S3 (moto here), verified after upload, served
+// with ranges from there, tampering found, retention deletes the objects.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_move_to_s3_compatible_storage() {
+    let Some(endpoint) = common::s3_url() else { return };
+    let s3 = jiefen::storage::S3Config {
+        endpoint: Some(endpoint),
+        bucket: "jiefen-test".into(),
+        region: None,
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        allow_http: true,
+    };
+    let storage = jiefen::storage::Storage::s3(&s3).expect("s3");
+    let n = start_with(None, |c| c.s3 = Some(s3.clone())).await;
+    let case_id = register(&n, &n.admin, "sjs-bbs-yq", "13500000002").await;
+    let room = format!("s3-{}", rand::random::<u32>());
+    let dir = n._dir.path().join("recordings").join(&room).join("t1");
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A track file and a manifest that lists it with its digests.
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("01-a-camera.webm"), &content).expect("track");
+    let d = jiefen_recorder::hash::digest_file(&dir.join("01-a-camera.webm")).expect("digest");
+    let track = serde_json::json!({ "file": "01-a-camera.webm", "publisher": "a", "track": "a/1/0", "source": "camera", "codec": "vp8", "start_ms": 0, "end_ms": 1000,
+        "frames": 1, "packets": 1, "lost_packets": 0, "dropped_frames": 0, "layer_switches": 0, "width": 320, "height": 240, "bytes": d.bytes, "sha256": d.sha256, "sm3": d.sm3, "problem": null });
+    let manifest = serde_json::json!({ "room": room, "started_at": "2026-11-29T00:00:00Z", "ended_at": "2026-11-29T00:00:01Z", "duration_ms": 1000, "tracks": [track], "tap_overflow": 0 });
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("json");
+    std::fs::write(dir.join(jiefen_recorder::MANIFEST_FILE), &manifest_bytes).expect("manifest");
+    let (id,): (i64,) = sqlx::query_as(
+        "insert into recording (room, case_id, dir, status, manifest, manifest_sha256, manifest_sm3, started_at, ended_at) values ($1, $2, $3, 'complete', $4, $5, $6, $7, $7) returning recording_id",
+    )
+    .bind(&room)
+    .bind(case_id)
+    .bind(dir.to_string_lossy().to_string())
+    .bind(manifest.to_string())
+    .bind(jiefen_recorder::hash::sha256(&manifest_bytes))
+    .bind(jiefen_recorder::hash::sm3(&manifest_bytes))
+    .bind(jiefen::db::now_text())
+    .fetch_one(&n.db.pool)
+    .await
+    .expect("row");
+
+    jiefen::recordings::archive(&n.db, &storage, id).await.expect("archived");
+    assert!(!dir.exists(), "the local copy is removed once the upload checks out");
+    let (_, r) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}"), Some(&n.admin), None).await;
+    assert_eq!(r["storage"], "s3", "{r}");
+    let (_, v) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}/verify"), Some(&n.admin), None).await;
+    assert_eq!(v["intact"], true, "verified against the stored objects: {v}");
+    // Served from object storage with range requests.
+    let url = r["files"][0]["url"].as_str().expect("url").to_string();
+    let (status, body, _) = ranged_get(n.addr, &url, "bytes=1000-1099").await;
+    assert_eq!((status, body.as_slice()), (206, &content[1000..1100]));
+    // Someone replaces the object: verification says so.
+    let prefix = format!("recordings/{room}/t1");
+    let fake = n._dir.path().join("fake.webm");
+    std::fs::write(&fake, b"not the recording").expect("fake");
+    storage.upload(&fake, &format!("{prefix}/01-a-camera.webm")).await.expect("overwrite");
+    let (_, v) = api(n.addr, "GET", &format!("/api/v1/recordings/{id}/verify"), Some(&n.admin), None).await;
+    assert_eq!(v["intact"], false, "{v}");
+    // Retention removes the objects.
+    sqlx::query("update recording set ended_at = '2020-01-01T00:00:00.000Z' where recording_id = $1").bind(id).execute(&n.db.pool).await.expect("age");
+    assert_eq!(jiefen::recordings::sweep_retention(&n.db, &storage, Duration::from_secs(86_400), std::time::SystemTime::now()).await.expect("sweep"), 1);
+    assert!(storage.size(&format!("{prefix}/{}", jiefen_recorder::MANIFEST_FILE)).await.is_err(), "objects deleted");
+    n.shutdown().await;
+}
+
+/// GET with a Range header; (status, body, headers).
+async fn ranged_get(addr: SocketAddr, path: &str, range: &str) -> (u16, Vec<u8>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRange: {range}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("headers");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, buf[split + 4..].to_vec(), head)
 }

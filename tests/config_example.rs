@@ -18,6 +18,8 @@ fn example_config_commented_keys_exist() {
         .lines()
         .map(|l| match l.strip_prefix("# ") {
             Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) => rest.to_string(),
+            // Commented-out sections too: `# [storage.s3]`.
+            Some(rest) if rest.starts_with('[') && rest.ends_with(']') && rest[1..rest.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') => rest.to_string(),
             _ => l.to_string(),
         })
         .collect::<Vec<_>>()
@@ -28,5 +30,6 @@ fn example_config_commented_keys_exist() {
     let args = jiefen::config::ConfigArgs { config: Some(file), ..Default::default() };
     let c = jiefen::config::Config::load(&args).expect("every documented key loads");
     assert!(c.field_key.is_some() && c.database_url.is_some());
+    assert_eq!(c.s3.as_ref().map(|s| s.bucket.as_str()), Some("jiefen-recordings"));
     assert_eq!(c.auth.max_failures, 5);
 }

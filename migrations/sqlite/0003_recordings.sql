@@ -6,6 +6,8 @@ create table recording (
     session_id bigint references video_session (session_id),
     case_id bigint references dispute_case (case_id),
     dir text not null,
+    storage text not null default 'local',
+    object_prefix text,
     status text not null check (status in ('recording', 'complete', 'failed', 'deleted')),
     manifest text,
     manifest_sha256 text,

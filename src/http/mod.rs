@@ -39,6 +39,8 @@ pub struct AppState {
     pub auth: crate::store::staff::AuthSettings,
     /// Verifies session-event webhooks from signaling nodes elsewhere (the token secret).
     pub webhook_secret: Arc<Vec<u8>>,
+    /// Where finished recordings are kept.
+    pub storage: crate::storage::Storage,
     /// The base of links handed to people (join links, party links, QR codes).
     pub public_url: String,
 }

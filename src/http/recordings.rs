@@ -88,6 +88,62 @@ pub async fn detail(State(state): State<AppState>, staff: Staff, Path(id): Path<
     Ok(Json(RecordingDetail { recording, files }))
 }
 
+/// At most this much of an object per response; players ask for the next range.
+const MAX_RANGE: u64 = 8 << 20;
+
+/// Serves (part of) an object from object storage, with the same range semantics as a file.
+async fn from_object_storage(state: &AppState, key: &str, mime: &str, headers: &axum::http::HeaderMap) -> Result<Response, ApiError> {
+    use axum::http::{StatusCode, header};
+    let storage_error = |e: crate::storage::StorageError| ApiError::Internal(anyhow::anyhow!("object storage: {e}"));
+    let size = state.storage.size(key).await.map_err(storage_error)?;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|v| parse_range(v, size));
+    let (status, start, end) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b.min(a + MAX_RANGE - 1)),
+        None if size == 0 => return Ok(([(header::CONTENT_TYPE, mime.to_string())], Vec::new()).into_response()),
+        None => (StatusCode::OK, 0, size - 1),
+    };
+    if status == StatusCode::OK && size > MAX_RANGE {
+        // Whole large objects are not buffered here: the client asks for ranges.
+        let body = state.storage.get_range(key, 0..MAX_RANGE).await.map_err(storage_error)?;
+        return Ok((
+            StatusCode::PARTIAL_CONTENT,
+            [(header::CONTENT_TYPE, mime.to_string()), (header::ACCEPT_RANGES, "bytes".into()), (header::CONTENT_RANGE, format!("bytes 0-{}/{size}", MAX_RANGE - 1))],
+            body,
+        )
+            .into_response());
+    }
+    let body = state.storage.get_range(key, start..end + 1).await.map_err(storage_error)?;
+    let mut headers = vec![(header::CONTENT_TYPE, mime.to_string()), (header::ACCEPT_RANGES, "bytes".to_string())];
+    if status == StatusCode::PARTIAL_CONTENT {
+        headers.push((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
+    }
+    let mut response = (status, body).into_response();
+    for (k, v) in headers {
+        if let Ok(v) = v.parse() {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    Ok(response)
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size`.
+fn parse_range(value: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = value.strip_prefix("bytes=")?;
+    if spec.contains(',') || size == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.saturating_sub(n), size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size - 1)),
+    };
+    (start <= end && start < size).then_some((start, end))
+}
+
 /// Compares without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -103,7 +159,7 @@ pub struct FileLink {
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/verify", params(("id" = i64, Path)), responses((status = 200, body = Verification)))]
 pub async fn verify(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>) -> Result<Json<Verification>, ApiError> {
     let r = readable(&state, &staff, id).await?;
-    Ok(Json(tokio::task::spawn_blocking(move || recordings::verify(&r)).await.map_err(|e| ApiError::Internal(e.into()))?))
+    Ok(Json(recordings::verify(&state.storage, &r).await))
 }
 
 /// One file of the recording, with range requests.
@@ -129,7 +185,16 @@ pub async fn file(
     let Some((_, path, _, _)) = recordings::files(&r).into_iter().find(|(n, _, _, _)| *n == name) else {
         return Err(ApiError::NotFound(format!("recording {id} has no file {name}")));
     };
-    let mime = if name.ends_with(".webm") { "video/webm" } else { "video/x-matroska" };
+    let mime = if name.ends_with(".webm") {
+        "video/webm"
+    } else if name.ends_with(".mp4") {
+        "video/mp4"
+    } else {
+        "video/x-matroska"
+    };
+    if r.storage == "s3" {
+        return from_object_storage(&state, &path.to_string_lossy(), mime, request.headers()).await;
+    }
     let response = ServeFile::new_with_mime(path, &mime.parse().map_err(|_| ApiError::BadRequest("mime".into()))?)
         .oneshot(request)
         .await

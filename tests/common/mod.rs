@@ -93,3 +93,15 @@ pub async fn api(addr: SocketAddr, method: &str, path: &str, token: Option<&str>
     let (status, bytes, _) = http_raw(addr, method, path, token, body.as_ref()).await;
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
 }
+
+/// The S3-compatible test server (scripts/test.sh starts moto with a bucket `jiefen-test`).
+pub fn s3_url() -> Option<String> {
+    match std::env::var("JIEFEN_TEST_S3_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(std::env::var("JIEFEN_REQUIRE_SERVICES").is_err(), "JIEFEN_TEST_S3_URL is required (scripts/test.sh sets it)");
+            eprintln!("SKIPPED: no JIEFEN_TEST_S3_URL; run scripts/test.sh for the object-storage half");
+            None
+        }
+    }
+}
