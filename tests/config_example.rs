@@ -19,7 +19,7 @@ fn example_config_commented_keys_exist() {
         .map(|l| match l.strip_prefix("# ") {
             Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')) => rest.to_string(),
             // Commented-out sections too: `# [storage.s3]`.
-            Some(rest) if rest.starts_with('[') && rest.ends_with(']') && rest[1..rest.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') => rest.to_string(),
+            Some(rest) if rest.starts_with('[') && rest.ends_with(']') && rest[1..rest.len() - 1].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.') => rest.to_string(),
             _ => l.to_string(),
         })
         .collect::<Vec<_>>()
