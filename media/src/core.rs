@@ -28,6 +28,7 @@ use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCD
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -297,6 +298,8 @@ struct Room {
     tracks: HashMap<TrackId, PublishedTrack>,
     active_speaker: Option<ParticipantId>,
     tap: Option<RecordingTap>,
+    /// The latest sender report of each publisher stream, handed to a recording when it starts.
+    sender_reports: HashMap<u32, TapSenderReport>,
 }
 
 /// A copy of a packet a room receives from a publisher, for the recorder.
@@ -319,7 +322,23 @@ pub struct TapPacket {
 /// it: when the recorder falls behind, packets are dropped and counted.
 #[derive(Debug, Clone)]
 pub struct RecordingTap {
-    pub sender: tokio::sync::mpsc::Sender<TapPacket>,
+    pub sender: tokio::sync::mpsc::Sender<TapItem>,
+}
+
+/// What the recording tap carries: media packets, and the publishers' sender reports.
+#[derive(Debug, Clone)]
+pub enum TapItem {
+    Packet(TapPacket),
+    SenderReport(TapSenderReport),
+}
+
+/// A publisher's RTCP sender report for one of its streams: the RTP timestamp that corresponds
+/// to a wallclock (NTP) instant on the sender's clock, the same clock for all its tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TapSenderReport {
+    pub ssrc: u32,
+    pub ntp_time: u64,
+    pub rtp_time: u32,
 }
 
 /// Whether media of a publisher in group `from` may reach a subscriber in group `to`.
@@ -981,6 +1000,20 @@ impl WorkerCore {
         for message in media {
             match message {
                 RTCMessage::RtpPacket(rtc_track, packet) => self.forward(now, room_id, pid, &rtc_track, packet),
+                RTCMessage::RtcpPacket(_, packets) if packets.iter().any(|p| p.as_any().is::<SenderReport>()) => {
+                    let Some(room) = self.rooms.get_mut(room_id) else { continue };
+                    for p in &packets {
+                        if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                            let report = TapSenderReport { ssrc: sr.ssrc, ntp_time: sr.ntp_time, rtp_time: sr.rtp_time };
+                            room.sender_reports.insert(sr.ssrc, report);
+                            if let Some(tap) = &room.tap
+                                && tap.sender.try_send(TapItem::SenderReport(report)).is_err()
+                            {
+                                self.counters.tap_dropped += 1;
+                            }
+                        }
+                    }
+                }
                 RTCMessage::RtcpPacket(_, packets) => {
                     // Feedback from a subscriber. rtc attributes a compound packet to the track of
                     // its first report, so find the downtrack by the SSRC each request names.
@@ -1073,7 +1106,7 @@ impl WorkerCore {
                 packet: packet.clone(),
                 received_at: now,
             };
-            if tap.sender.try_send(copy).is_err() {
+            if tap.sender.try_send(TapItem::Packet(copy)).is_err() {
                 self.counters.tap_dropped += 1;
             }
         }
@@ -1189,6 +1222,12 @@ impl WorkerCore {
         let room = self.rooms.get_mut(room_id).ok_or_else(|| MediaError::NoSuchRoom(room_id.clone()))?;
         let starting = tap.is_some() && room.tap.is_none();
         room.tap = tap;
+        if starting && let Some(tap) = &room.tap {
+            // The recorder can map RTP time to the senders' clocks from the first packet on.
+            for report in room.sender_reports.values() {
+                let _ = tap.sender.try_send(TapItem::SenderReport(*report));
+            }
+        }
         if starting {
             // A recording can only begin at a keyframe: ask every video publisher for one on
             // every layer now, rather than wait for the encoder's next periodic one (minutes).

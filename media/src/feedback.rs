@@ -9,6 +9,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 
 /// The chain position: after every built-in interceptor (the named slots end at 13 000).
@@ -20,9 +21,11 @@ pub struct KeyframeRequestTap {
     writes: VecDeque<TaggedPacket>,
 }
 
-fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+/// Keyframe requests (from subscribers) and sender reports (from publishers: the recorder maps
+/// RTP time to the sender's wallclock with them, for lip sync) go on to the SFU.
+fn is_for_application(p: &dyn rtc::rtcp::Packet) -> bool {
     let any = p.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() || any.is::<SenderReport>()
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
@@ -35,7 +38,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let requests: Vec<Box<dyn rtc::rtcp::Packet>> =
-                packets.iter().filter(|p| is_keyframe_request(p.as_ref())).cloned().collect();
+                packets.iter().filter(|p| is_for_application(p.as_ref())).cloned().collect();
             if requests.is_empty() {
                 return Ok(());
             }

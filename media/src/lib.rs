@@ -17,7 +17,7 @@ pub mod stun;
 
 pub use crate::core::{
     IceCredentials, Limits, MediaError, OfferRequest, ParticipantOptions, PublishIntent, Quality, RecordingTap, SubscribeIntent,
-    TapPacket,
+    TapItem, TapPacket, TapSenderReport,
 };
 pub use driver::{Media, MediaConfig, MediaStats, RoomHandle};
 pub use ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};

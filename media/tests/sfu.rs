@@ -279,7 +279,15 @@ async fn the_recording_tap_sees_every_published_packet() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     room.set_recording_tap(None).await.expect("untap");
     let mut per_track = std::collections::HashMap::new();
-    while let Ok(p) = rx.try_recv() {
+    let mut reports = 0;
+    while let Ok(item) = rx.try_recv() {
+        let p = match item {
+            jiefen_media::TapItem::Packet(p) => p,
+            jiefen_media::TapItem::SenderReport(_) => {
+                reports += 1;
+                continue;
+            }
+        };
         assert!(check_payload(&p.packet.payload).is_some(), "intact payload");
         *per_track.entry(p.track.clone()).or_insert(0u32) += 1;
         assert!(p.mime_type.eq_ignore_ascii_case("audio/opus") || p.mime_type.eq_ignore_ascii_case("video/vp8"), "{}", p.mime_type);
@@ -287,6 +295,7 @@ async fn the_recording_tap_sees_every_published_packet() {
     for t in &tracks {
         assert!(per_track.get(&t.id).copied().unwrap_or(0) >= 45, "tap got {:?} for {}", per_track.get(&t.id), t.id);
     }
+    println!("the tap carried {reports} sender reports");
     // Stopped: nothing more arrives.
     pump(&mut [&mut a], 10, 500).await;
     tokio::time::sleep(Duration::from_millis(200)).await;

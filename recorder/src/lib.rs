@@ -14,7 +14,7 @@ pub mod track;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use jiefen_media::{RecordingTap, TapPacket};
+use jiefen_media::{RecordingTap, TapItem};
 use tokio::sync::mpsc;
 
 pub use session::{MANIFEST_FILE, Manifest, RoomRecording};
@@ -32,7 +32,7 @@ pub struct Running {
 /// Starts recording `room` into `dir` on a thread of its own (file writes never block the
 /// async runtime or the media worker).
 pub fn start(room: &str, dir: &Path) -> std::io::Result<Running> {
-    let (tx, rx) = mpsc::channel::<TapPacket>(TAP_CAPACITY);
+    let (tx, rx) = mpsc::channel::<TapItem>(TAP_CAPACITY);
     let recording = RoomRecording::new(room, dir)?;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let name = format!("recorder-{room}");
@@ -43,7 +43,7 @@ pub fn start(room: &str, dir: &Path) -> std::io::Result<Running> {
     Ok(Running { tap: RecordingTap { sender: tx }, dir: dir.to_path_buf(), finished: done_rx })
 }
 
-fn run(mut recording: RoomRecording, mut rx: mpsc::Receiver<TapPacket>) -> std::io::Result<(Manifest, String)> {
+fn run(mut recording: RoomRecording, mut rx: mpsc::Receiver<TapItem>) -> std::io::Result<(Manifest, String)> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
     let mut failed: Option<std::io::Error> = None;
     runtime.block_on(async {
@@ -52,7 +52,7 @@ fn run(mut recording: RoomRecording, mut rx: mpsc::Receiver<TapPacket>) -> std::
             tokio::select! {
                 p = rx.recv() => match p {
                     Some(p) => {
-                        if let Err(e) = recording.push(p) {
+                        if let Err(e) = recording.push_item(p) {
                             // A full disk: stop writing, keep draining so the tap never backs up.
                             tracing::error!(error = %e, dir = %recording.dir().display(), "recording write failed; recording stopped");
                             failed = Some(e);

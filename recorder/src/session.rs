@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use jiefen_media::TapPacket;
+use jiefen_media::{TapItem, TapPacket, TapSenderReport};
 use serde::{Deserialize, Serialize};
 
-use crate::track::{TrackRecorder, TrackSummary};
+use crate::track::{Clock, TrackRecorder, TrackSummary};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -48,6 +48,8 @@ pub struct RoomRecording {
     started_wall: SystemTime,
     tracks: HashMap<String, TrackRecorder>,
     problems: Vec<String>,
+    reports: HashMap<u32, TapSenderReport>,
+    publisher_offsets: HashMap<String, Option<i64>>,
 }
 
 fn safe(name: &str) -> String {
@@ -58,7 +60,7 @@ impl RoomRecording {
     /// Starts a recording into `dir` (created).
     pub fn new(room: &str, dir: &Path) -> std::io::Result<RoomRecording> {
         std::fs::create_dir_all(dir)?;
-        Ok(RoomRecording { room: room.into(), dir: dir.to_path_buf(), started: Instant::now(), started_wall: SystemTime::now(), tracks: HashMap::new(), problems: Vec::new() })
+        Ok(RoomRecording { room: room.into(), dir: dir.to_path_buf(), started: Instant::now(), started_wall: SystemTime::now(), tracks: HashMap::new(), problems: Vec::new(), reports: HashMap::new(), publisher_offsets: HashMap::new() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -67,6 +69,21 @@ impl RoomRecording {
 
     fn at_ms(&self, t: Instant) -> i64 {
         i64::try_from(t.saturating_duration_since(self.started).as_millis()).unwrap_or(i64::MAX)
+    }
+
+    pub fn push_item(&mut self, item: TapItem) -> std::io::Result<()> {
+        match item {
+            TapItem::Packet(p) => self.push(p),
+            TapItem::SenderReport(sr) => {
+                self.sender_report(sr);
+                Ok(())
+            }
+        }
+    }
+
+    /// A publisher stream's RTCP sender report: from then on its RTP time maps to its wallclock.
+    pub fn sender_report(&mut self, sr: TapSenderReport) {
+        self.reports.insert(sr.ssrc, sr);
     }
 
     pub fn push(&mut self, p: TapPacket) -> std::io::Result<()> {
@@ -80,14 +97,18 @@ impl RoomRecording {
             let path = dir.join(format!("{:02}-{}-{}.{ext}", n + 1, safe(&p.publisher.to_string()), safe(&source)));
             TrackRecorder::new(path, &p.publisher.to_string(), &key, &source, &p.mime_type, p.clock_rate)
         });
-        track.push(p.layer, p.packet, p.received_at, at)
+        let offset = self.publisher_offsets.entry(p.publisher.to_string()).or_insert(None);
+        let mut clock = Clock { reports: &self.reports, publisher_offset: offset };
+        track.push(p.layer, p.packet, p.received_at, at, &mut clock)
     }
 
     /// Lets gaps time out when packets stop arriving.
     pub fn tick(&mut self, now: Instant) -> std::io::Result<()> {
         let at = self.at_ms(now);
         for t in self.tracks.values_mut() {
-            t.tick(now, at)?;
+            let offset = self.publisher_offsets.entry(t.publisher().to_string()).or_insert(None);
+            let mut clock = Clock { reports: &self.reports, publisher_offset: offset };
+            t.tick(now, at, &mut clock)?;
         }
         Ok(())
     }

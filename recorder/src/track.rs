@@ -83,6 +83,7 @@ impl AnyDepacketizer {
 /// One simulcast layer's packets on their way to frames.
 struct Layer {
     depacketizer: AnyDepacketizer,
+    ssrc: u32,
     pending: BTreeMap<u64, (rtc::rtp::Packet, Instant)>,
     next_seq: Option<u64>,
     last_seq16: Option<u16>,
@@ -98,6 +99,7 @@ impl Layer {
     fn new(codec: Codec, now: Instant) -> Layer {
         Layer {
             depacketizer: AnyDepacketizer::new(codec),
+            ssrc: 0,
             pending: BTreeMap::new(),
             next_seq: None,
             last_seq16: None,
@@ -129,6 +131,7 @@ impl Layer {
     /// Takes a packet in; returns the frames it completes, in order: (rtp timestamp, data, broken).
     fn push(&mut self, codec: Codec, packet: rtc::rtp::Packet, now: Instant) -> Vec<(u32, Vec<u8>, bool)> {
         self.last_seen = now;
+        self.ssrc = packet.header.ssrc;
         let ext = self.extend_seq(packet.header.sequence_number);
         if self.next_seq.is_some_and(|n| ext < n) {
             return Vec::new(); // a duplicate or a packet already given up on
@@ -208,6 +211,9 @@ pub struct TrackSummary {
     pub layer_switches: u64,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// How the track's timestamps were put on the recording's clock: `sender_report` (RTP time
+    /// mapped to the publisher's wallclock, so its audio and video are in sync) or `arrival`.
+    pub sync: String,
     pub bytes: u64,
     pub sha256: Option<String>,
     pub sm3: Option<String>,
@@ -228,6 +234,23 @@ pub struct TrackRecorder {
     need_keyframe: bool,
     summary: TrackSummary,
     last_unwrapped: Option<(u32, i64)>,
+    /// Whether a sender report has placed a frame of this track yet.
+    use_sender_reports: Option<bool>,
+}
+
+/// Everything a track needs from the rest of the room to place a frame in time.
+pub struct Clock<'a> {
+    /// Latest sender report per SSRC.
+    pub reports: &'a HashMap<u32, jiefen_media::TapSenderReport>,
+    /// Recording ms minus sender-wallclock ms for this publisher, fixed at its first mapped frame.
+    pub publisher_offset: &'a mut Option<i64>,
+}
+
+/// An NTP timestamp (32.32 fixed point seconds) in milliseconds.
+fn ntp_ms(ntp: u64) -> i64 {
+    let secs = (ntp >> 32) as i64;
+    let frac = (ntp & 0xffff_ffff) as i64;
+    secs * 1000 + (frac * 1000 >> 32)
 }
 
 impl TrackRecorder {
@@ -245,6 +268,7 @@ impl TrackRecorder {
             writer: None,
             need_keyframe: true,
             last_unwrapped: None,
+            use_sender_reports: None,
             summary: TrackSummary {
                 file,
                 publisher: publisher.into(),
@@ -260,6 +284,7 @@ impl TrackRecorder {
                 layer_switches: 0,
                 width: None,
                 height: None,
+                sync: "arrival".into(),
                 bytes: 0,
                 sha256: None,
                 sm3: None,
@@ -274,19 +299,19 @@ impl TrackRecorder {
     }
 
     /// One packet of layer `layer`, received `at_ms` after the recording started.
-    pub fn push(&mut self, layer: u8, packet: rtc::rtp::Packet, now: Instant, at_ms: i64) -> std::io::Result<()> {
+    pub fn push(&mut self, layer: u8, packet: rtc::rtp::Packet, now: Instant, at_ms: i64, clock: &mut Clock<'_>) -> std::io::Result<()> {
         self.summary.packets += 1;
         let Some(codec) = self.codec else { return Ok(()) };
         let frames = self.layers.entry(layer).or_insert_with(|| Layer::new(codec, now)).push(codec, packet, now);
         let preferred = self.preferred_layer(now);
         for (ts, data, broken) in frames {
-            self.frame(codec, layer, preferred, ts, data, broken, at_ms)?;
+            self.frame(codec, layer, preferred, ts, data, broken, at_ms, clock)?;
         }
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn frame(&mut self, codec: Codec, layer: u8, preferred: Option<u8>, ts: u32, data: Vec<u8>, broken: bool, at_ms: i64) -> std::io::Result<()> {
+    fn frame(&mut self, codec: Codec, layer: u8, preferred: Option<u8>, ts: u32, data: Vec<u8>, broken: bool, at_ms: i64, clock: &mut Clock<'_>) -> std::io::Result<()> {
         let keyframe = match codec {
             Codec::Vp8 => codec::vp8_is_keyframe(&data),
             Codec::H264 => codec::h264_is_keyframe(&data),
@@ -329,8 +354,23 @@ impl TrackRecorder {
                 return Ok(());
             }
         }
+        let ssrc = self.layers.get(&layer).map(|l| l.ssrc).unwrap_or(0);
         let (anchor_ts, anchor_ms) = *self.anchor.get_or_insert((ts, at_ms));
-        let ms = anchor_ms + self.unwrapped_delta(anchor_ts, ts) * 1000 / i64::from(self.clock_rate);
+        let by_arrival = anchor_ms + self.unwrapped_delta(anchor_ts, ts) * 1000 / i64::from(self.clock_rate);
+        let ms = match clock.reports.get(&ssrc) {
+            // The sender's wallclock at capture, shifted onto the recording clock by one offset
+            // per publisher: its audio and video stay in sync whatever their network delays.
+            // The publisher's first mapped frame fixes the offset where its timeline already is,
+            // so a track that began by arrival (no report yet) goes on without a jump.
+            Some(sr) => {
+                let capture = ntp_ms(sr.ntp_time) + i64::from(ts.wrapping_sub(sr.rtp_time) as i32) * 1000 / i64::from(self.clock_rate);
+                let offset = *clock.publisher_offset.get_or_insert(by_arrival - capture);
+                self.use_sender_reports = Some(true);
+                self.summary.sync = "sender_report".into();
+                capture + offset
+            }
+            None => by_arrival,
+        };
         if self.summary.frames == 0 {
             self.summary.start_ms = ms;
         }
@@ -386,17 +426,21 @@ impl TrackRecorder {
     }
 
     /// Gives up on any gaps older than the reorder wait (called periodically when packets stop).
-    pub fn tick(&mut self, now: Instant, at_ms: i64) -> std::io::Result<()> {
+    pub fn tick(&mut self, now: Instant, at_ms: i64, clock: &mut Clock<'_>) -> std::io::Result<()> {
         let Some(codec) = self.codec else { return Ok(()) };
         let preferred = self.preferred_layer(now);
         let layers: Vec<u8> = self.layers.keys().copied().collect();
         for layer in layers {
             let frames = self.layers.get_mut(&layer).map(|l| l.release(codec, now)).unwrap_or_default();
             for (ts, data, broken) in frames {
-                self.frame(codec, layer, preferred, ts, data, broken, at_ms)?;
+                self.frame(codec, layer, preferred, ts, data, broken, at_ms, clock)?;
             }
         }
         Ok(())
+    }
+
+    pub fn publisher(&self) -> &str {
+        &self.summary.publisher
     }
 
     /// Closes the file and reports.

@@ -145,21 +145,41 @@ fn packetize(s: &mut Stream, frames: &[Vec<u8>], step: u32, ts0: u32, frame_ms: 
     out
 }
 
-fn stream(track: &str, kind: Kind, source: Source, mime: &'static str, clock: u32, payloader: Box<dyn Payloader>, seq: u16) -> Stream {
-    Stream { track: TrackId::from(track), kind, source, mime, clock, payloader, ssrc: 1234, seq }
+fn stream(track: &str, kind: Kind, source: Source, mime: &'static str, clock: u32, payloader: Box<dyn Payloader>, seq: u16, ssrc: u32) -> Stream {
+    Stream { track: TrackId::from(track), kind, source, mime, clock, payloader, ssrc, seq }
+}
+
+/// How a recording is fed beyond its media: network delay of the video, and sender reports.
+#[derive(Default, Clone, Copy)]
+struct Feed {
+    video_delay: Duration,
+    sender_reports: bool,
 }
 
 /// Records a video track and the tone, interleaved in time order; `mangle` may drop or reorder.
 fn record(dir: &Path, video_mime: &'static str, video: &[Vec<u8>], audio: &[Vec<u8>], mangle: impl Fn(Vec<(Duration, TapPacket)>) -> Vec<(Duration, TapPacket)>, crash_copy: Option<&Path>) -> jiefen_recorder::Manifest {
+    record_with(dir, video_mime, video, audio, mangle, crash_copy, Feed::default())
+}
+
+const VIDEO_TS0: u32 = u32::MAX - 40_000;
+const AUDIO_TS0: u32 = 7;
+
+fn record_with(dir: &Path, video_mime: &'static str, video: &[Vec<u8>], audio: &[Vec<u8>], mangle: impl Fn(Vec<(Duration, TapPacket)>) -> Vec<(Duration, TapPacket)>, crash_copy: Option<&Path>, feed: Feed) -> jiefen_recorder::Manifest {
     let payloader: Box<dyn Payloader> = if video_mime == "video/VP8" { Box::new(Vp8Payloader::default()) } else { Box::new(H264Payloader::default()) };
     // Sequence numbers start near the wrap, timestamps near 2^32: both must be handled.
-    let mut v = stream("zhang/1/0", Kind::Video, Source::Camera, video_mime, 90_000, payloader, 65_500);
-    let mut a = stream("zhang/1/1", Kind::Audio, Source::Microphone, "audio/opus", 48_000, Box::new(OpusPayloader), 100);
-    let mut packets = packetize(&mut v, video, 90_000 / FPS, u32::MAX - 40_000, 1000 / u64::from(FPS));
-    packets.extend(packetize(&mut a, audio, 960, 7, 20));
+    let mut v = stream("zhang/1/0", Kind::Video, Source::Camera, video_mime, 90_000, payloader, 65_500, 1234);
+    let mut a = stream("zhang/1/1", Kind::Audio, Source::Microphone, "audio/opus", 48_000, Box::new(OpusPayloader), 100, 5678);
+    let mut packets: Vec<(Duration, TapPacket)> = packetize(&mut v, video, 90_000 / FPS, VIDEO_TS0, 1000 / u64::from(FPS)).into_iter().map(|(t, p)| (t + feed.video_delay, p)).collect();
+    packets.extend(packetize(&mut a, audio, 960, AUDIO_TS0, 20));
     packets.sort_by_key(|(t, _)| *t);
     let packets = mangle(packets);
     let mut rec = RoomRecording::new("room-1", dir).expect("recording");
+    if feed.sender_reports {
+        // Both streams were captured at the same wallclock instant N (the sender's clock).
+        let n = 3_900_000_000u64 << 32;
+        rec.sender_report(jiefen_media::TapSenderReport { ssrc: 1234, ntp_time: n, rtp_time: VIDEO_TS0 });
+        rec.sender_report(jiefen_media::TapSenderReport { ssrc: 5678, ntp_time: n, rtp_time: AUDIO_TS0 });
+    }
     let t0 = Instant::now();
     let half = packets.len() / 2;
     for (i, (offset, mut p)) in packets.into_iter().enumerate() {
@@ -304,4 +324,20 @@ fn an_unknown_codec_is_flagged_not_fatal() {
     .expect("push");
     let (manifest, _) = rec.finish(0).expect("finish");
     assert!(manifest.tracks[0].problem.as_deref().is_some_and(|p| p.contains("AV1")), "{manifest:?}");
+}
+
+#[test]
+fn sender_reports_keep_audio_and_video_in_sync_despite_network_delay() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fx = fixtures(tmp.path());
+    let start_gap = |m: &jiefen_recorder::Manifest| {
+        let t = |s: &str| m.tracks.iter().find(|t| t.source == s).map(|t| t.start_ms).unwrap_or(i64::MAX);
+        t("camera") - t("microphone")
+    };
+    let delay = Feed { video_delay: Duration::from_millis(150), sender_reports: false };
+    let arrival = record_with(&tmp.path().join("arrival"), "video/VP8", &fx.vp8, &fx.opus, |p| p, None, delay);
+    assert!((start_gap(&arrival) - 150).abs() <= 25, "by arrival, video lags by the network delay: {}", start_gap(&arrival));
+    let synced = record_with(&tmp.path().join("synced"), "video/VP8", &fx.vp8, &fx.opus, |p| p, None, Feed { sender_reports: true, ..delay });
+    assert!(start_gap(&synced).abs() <= 25, "with sender reports, both start at their capture time: {}", start_gap(&synced));
+    assert!(synced.tracks.iter().all(|t| t.sync == "sender_report"), "{:?}", synced.tracks);
 }

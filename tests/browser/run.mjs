@@ -424,7 +424,8 @@ scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (s
   const token = await staff.evaluate(() => JSON.parse(sessionStorage.getItem('jiefen.staff')).token);
   const detail = await (await fetch(`${server.url}/api/v1/recordings/${recordingId}`, { headers: { Authorization: 'Bearer ' + token } })).json();
   const tracks = detail.manifest.tracks;
-  for (const t of tracks) console.log(`  track ${t.file}: ${t.codec} ${t.frames} frames, ${t.packets} packets, lost ${t.lost_packets}, dropped ${t.dropped_frames}, switches ${t.layer_switches}${t.problem ? ', PROBLEM ' + t.problem : ''}`);
+  for (const t of tracks) console.log(`  track ${t.file}: ${t.codec} ${t.frames} frames, ${t.packets} packets, lost ${t.lost_packets}, dropped ${t.dropped_frames}, switches ${t.layer_switches}, sync ${t.sync}, starts ${t.start_ms} ms${t.problem ? ', PROBLEM ' + t.problem : ''}`);
+  assert(tracks.every(t => t.sync === 'sender_report'), "every track is placed by its publisher's sender reports (lip sync)");
   assert(tracks.length === 4 && tracks.every(t => !t.problem && t.sha256), 'two publishers × (camera, microphone), every one recorded: ' + JSON.stringify(tracks));
   assert(detail.files.length === 4, 'four files');
   const starts = tracks.map(t => t.start_ms);
