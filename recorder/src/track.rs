@@ -250,7 +250,7 @@ pub struct Clock<'a> {
 fn ntp_ms(ntp: u64) -> i64 {
     let secs = (ntp >> 32) as i64;
     let frac = (ntp & 0xffff_ffff) as i64;
-    secs * 1000 + (frac * 1000 >> 32)
+    secs * 1000 + ((frac * 1000) >> 32)
 }
 
 impl TrackRecorder {

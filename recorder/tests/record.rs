@@ -145,6 +145,7 @@ fn packetize(s: &mut Stream, frames: &[Vec<u8>], step: u32, ts0: u32, frame_ms: 
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn stream(track: &str, kind: Kind, source: Source, mime: &'static str, clock: u32, payloader: Box<dyn Payloader>, seq: u16, ssrc: u32) -> Stream {
     Stream { track: TrackId::from(track), kind, source, mime, clock, payloader, ssrc, seq }
 }
