@@ -13,7 +13,8 @@ pub struct CaseFacts {
     pub languages: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+/// A mediator in the resource pool (mediator, pro-bono lawyer or volunteer) as matching sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     pub mediator_id: i64,
     pub name: String,

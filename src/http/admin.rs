@@ -13,6 +13,7 @@ use super::AppState;
 use super::auth::{MIN_PASSWORD, Staff};
 use super::error::{ApiError, ApiJson};
 use crate::auth::{Permission, StaffRole};
+use crate::case::matching::Candidate;
 use crate::db::now_text;
 use crate::store::org::OrgTree;
 use crate::store::staff::{self, NewStaff};
@@ -119,45 +120,11 @@ pub async fn create_staff(State(state): State<AppState>, who: Staff, ApiJson(req
     ))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct MediatorView {
-    pub mediator_id: i64,
-    pub name: String,
-    /// `mediator`, `lawyer` (pro-bono) or `volunteer`.
-    pub kind: String,
-    pub mediation_org_id: i64,
-    pub mediation_org_name: String,
-    pub org_unit_id: i64,
-    pub specialties: Vec<String>,
-    pub languages: Vec<String>,
-    pub available: bool,
-    pub load: i64,
-    pub max_load: i64,
-}
-
 /// The mediator resource pool with each one's current load (open cases).
-#[utoipa::path(get, path = "/api/v1/mediators", responses((status = 200, body = Vec<MediatorView>)))]
-pub async fn list_mediators(State(state): State<AppState>, who: Staff) -> Result<Json<Vec<MediatorView>>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/mediators", responses((status = 200, body = Vec<Candidate>)))]
+pub async fn list_mediators(State(state): State<AppState>, who: Staff) -> Result<Json<Vec<Candidate>>, ApiError> {
     who.require(Permission::ReadCase)?;
-    Ok(Json(
-        crate::store::pool::candidates(&state.db)
-            .await?
-            .into_iter()
-            .map(|c| MediatorView {
-                mediator_id: c.mediator_id,
-                name: c.name,
-                kind: c.kind,
-                mediation_org_id: c.mediation_org_id,
-                mediation_org_name: c.mediation_org_name,
-                org_unit_id: c.org_unit_id,
-                specialties: c.specialties,
-                languages: c.languages,
-                available: c.available,
-                load: c.load,
-                max_load: c.max_load,
-            })
-            .collect(),
-    ))
+    Ok(Json(crate::store::pool::candidates(&state.db).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
