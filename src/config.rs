@@ -80,6 +80,7 @@ struct FileConfig {
     field_key: Option<String>,
     recording_retention_days: Option<u64>,
     worker_in_process: Option<bool>,
+    seal_key: Option<String>,
     /// `[storage.s3]`: recordings go to S3-compatible object storage.
     #[serde(default)]
     storage: FileStorage,
@@ -146,6 +147,8 @@ pub struct Config {
     pub worker_in_process: bool,
     /// Where finished recordings are kept: `None` = the data directory.
     pub s3: Option<crate::storage::S3Config>,
+    /// The organisation's Ed25519 seal key (base64 PKCS#8); generated into the data dir if unset.
+    pub seal_key: Option<String>,
     pub limits: Limits,
     pub auth: crate::store::staff::AuthSettings,
 }
@@ -262,6 +265,7 @@ impl Config {
             recording_retention: Duration::from_secs(86_400 * file.recording_retention_days.unwrap_or(3 * 365).max(1)),
             worker_in_process: file.worker_in_process.unwrap_or(true),
             s3: file.storage.s3,
+            seal_key: file.seal_key,
             auth,
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),

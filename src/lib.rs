@@ -1,5 +1,6 @@
 //! jiefen: the case-management backend and the wiring of every crate into one server.
 
+pub mod agreement;
 pub mod auth;
 pub mod bootstrap;
 pub mod case;

@@ -65,6 +65,41 @@ pub fn token_key(config: &Config) -> Result<TokenKey, StartError> {
     Ok(TokenKey::from_secret(&token_secret(config)?))
 }
 
+/// The organisation's seal key: `seal_key` in config, or `seal.key` generated into the data dir.
+pub fn seal_key(config: &Config) -> Result<crate::agreement::seal::SealKey, StartError> {
+    let bad = |e: String| StartError::DataDir { path: config.data_dir.join("seal.key"), source: std::io::Error::new(std::io::ErrorKind::InvalidData, e) };
+    let text = match &config.seal_key {
+        Some(k) => k.clone(),
+        None => {
+            let path = config.data_dir.join("seal.key");
+            match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let key = crate::agreement::seal::generate().map_err(|e| bad(e.to_string()))?;
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::OpenOptionsExt;
+                        options.mode(0o600);
+                    }
+                    match options.open(&path) {
+                        Ok(mut f) => {
+                            std::io::Write::write_all(&mut f, key.as_bytes()).map_err(|source| StartError::DataDir { path: path.clone(), source })?;
+                            key
+                        }
+                        // Another process made it first: use theirs.
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(&path).map_err(|source| StartError::DataDir { path: path.clone(), source })?,
+                        Err(source) => return Err(StartError::DataDir { path, source }),
+                    }
+                }
+                Err(source) => return Err(StartError::DataDir { path, source }),
+            }
+        }
+    };
+    crate::agreement::seal::SealKey::from_base64(&text).map_err(|e| bad(e.to_string()))
+}
+
 /// The configured recording storage: S3-compatible object storage, or the data directory.
 pub fn storage_of(config: &Config) -> Result<crate::storage::Storage, StartError> {
     match &config.s3 {
@@ -171,6 +206,7 @@ impl Server {
             party_links: crate::auth::party_link::PartyLinkKey::from_secret(&token_secret(config)?),
             webhook_secret: Arc::new(token_secret(config)?),
             storage: storage_of(config)?,
+            seal: Arc::new(seal_key(config)?),
             sms,
             auth: config.auth.clone(),
             public_url: config.base_url_for(local_addr),
@@ -200,7 +236,7 @@ impl Server {
         let media_addrs = signaling.media().local_addrs().iter().map(|a| a.to_string()).collect();
         let heartbeat = signaling.clone();
         let heartbeat = tokio::spawn(async move { heartbeat.run_heartbeat(media_addrs).await });
-        let router = app(self.state);
+        let router = app(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let drained = signaling.clone();
         let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {

@@ -827,3 +827,114 @@ async fn ranged_get(addr: SocketAddr, path: &str, range: &str) -> (u16, Vec<u8>,
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (status, buf[split + 4..].to_vec(), head)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Agreements: drafted, revised (earlier signatures stop counting), signed by every party (code
+// to their phone) and the mediator against the hash they read, sealed; tampering is found.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agreement_drafting_signing_and_seal() {
+    let n = start(None).await;
+    let org = first_org(&n).await;
+    let m = mediator(&n, org, "王调解", "mediator").await;
+    let mediator_token = staff(&n, "wang2", "mediator", Some("sjs"), Some(m)).await;
+    let case_id = register(&n, &n.admin, "sjs-bbs-yq", "13800000011").await;
+    act(&n, &n.admin, case_id, "accept", None).await;
+    assign(&n, &n.admin, case_id, m).await;
+    let fields = json!({
+        "facts": "申请人租住被申请人房屋，租期届满后被申请人未退还押金三千元。",
+        "disputes": "押金是否退还及数额。",
+        "responsibilities": "被申请人应退还押金；申请人应赔偿墙面损坏五百元。",
+        "terms": [{ "content": "被申请人退还押金人民币2500元", "performer": "李四", "deadline": "2026-12-31", "method": "银行转账" }]
+    });
+    let (status, err) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/agreements"), Some(&mediator_token), Some(fields.clone())).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("not_mediating")), "{err}");
+    act(&n, &mediator_token, case_id, "start_mediation", None).await;
+    let mut bad = fields.clone();
+    bad["terms"][0]["deadline"] = json!("下周");
+    let (status, err) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/agreements"), Some(&mediator_token), Some(bad)).await;
+    assert_eq!((status, err["details"]["field"].as_str()), (422, Some("terms[0].deadline")), "{err}");
+    let (status, a) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/agreements"), Some(&mediator_token), Some(fields.clone())).await;
+    assert_eq!(status, 201, "{a}");
+    let id = a["agreement_id"].as_i64().expect("id");
+    assert!(a["body"].as_str().is_some_and(|b| b.contains("人民调解协议书") && b.contains("申请人：张三") && b.contains("110***********002X")), "{a}");
+    assert_eq!(a["signers"].as_array().map(|s| s.len()), Some(3), "two parties and the mediator");
+
+    // The applicant reads it through their link and signs with a code sent to their phone.
+    let (_, detail) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}"), Some(&n.admin), None).await;
+    let party_ids: Vec<i64> = detail["parties"].as_array().expect("parties").iter().map(|p| p["party_id"].as_i64().expect("id")).collect();
+    let phones = ["13800000011", "13900001111"];
+    let mut party_tokens = Vec::new();
+    for pid in &party_ids {
+        let (_, link) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/parties/{pid}/link"), Some(&mediator_token), Some(json!({}))).await;
+        party_tokens.push(link["token"].as_str().expect("token").to_string());
+    }
+    let image = "data:image/png;base64,iVBORw0KGgo=";
+    let sign_party = |i: usize, sha: String| {
+        let (tok, phone, sms) = (party_tokens[i].clone(), phones[i], n.sms.clone());
+        async move {
+            let (status, _) = api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/code"), Some(&tok), None).await;
+            assert_eq!(status, 202);
+            let text = sms.last_to(phone).expect("code texted");
+            let code: String = text.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+            api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/sign"), Some(&tok), Some(json!({ "document_sha256": sha, "signature_image": image, "code": code }))).await
+        }
+    };
+    let (_, mine) = api(n.addr, "GET", "/api/v1/party/agreements", Some(&party_tokens[0]), None).await;
+    let v1 = mine[0]["sha256"].as_str().expect("hash").to_string();
+    let (status, body) = sign_party(0, v1.clone()).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The mediator revises: the applicant's signature no longer counts, an old hash is refused.
+    let mut revised = fields.clone();
+    revised["terms"][0]["content"] = json!("被申请人退还押金人民币2600元");
+    let (status, a2) = api(n.addr, "PUT", &format!("/api/v1/agreements/{id}"), Some(&mediator_token), Some(json!({ "version": 1, "fields": revised }))).await;
+    assert_eq!(status, 200, "{a2}");
+    assert_eq!(a2["version"], 2);
+    assert!(a2["signers"].as_array().expect("signers").iter().all(|s| s["signed_at"].is_null()), "{a2}");
+    let (status, err) = api(n.addr, "PUT", &format!("/api/v1/agreements/{id}"), Some(&mediator_token), Some(json!({ "version": 1, "fields": fields }))).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("version_conflict")));
+    let v2 = a2["sha256"].as_str().expect("hash").to_string();
+    let (status, err) = sign_party(1, v1).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("document_changed")), "{err}");
+    // A wrong code is refused.
+    let (status, _) = api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/sign"), Some(&party_tokens[1]), Some(json!({ "document_sha256": v2, "signature_image": image, "code": "000000" }))).await;
+    assert_eq!(status, 401);
+
+    for i in 0..2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // One code per minute per party: the second party's earlier code is still valid.
+        let (tok, phone) = (&party_tokens[i], phones[i]);
+        let code: String = n.sms.last_to(phone).expect("code").chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+        let code = if i == 0 {
+            sqlx::query("update signing_code set created_at = '2000-01-01T00:00:00.000Z' where party_id = $1").bind(party_ids[0]).execute(&n.db.pool).await.expect("age");
+            let (s, _) = api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/code"), Some(tok), None).await;
+            assert_eq!(s, 202);
+            n.sms.last_to(phone).expect("code").chars().filter(|c| c.is_ascii_digit()).take(6).collect()
+        } else {
+            code
+        };
+        let (status, body) = api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/sign"), Some(tok), Some(json!({ "document_sha256": v2, "signature_image": image, "code": code }))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "signing");
+    }
+    let (status, done) = api(n.addr, "POST", &format!("/api/v1/agreements/{id}/sign"), Some(&mediator_token), Some(json!({ "document_sha256": v2, "signature_image": image }))).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "effective", "the last signature makes it effective: {done}");
+    assert!(done["seal"].is_string());
+    let (_, check) = api(n.addr, "GET", &format!("/api/v1/agreements/{id}/verify"), Some(&n.admin), None).await;
+    assert_eq!(check, json!({ "text_intact": true, "signatures_match": true, "seal_valid": true }));
+    let (status, err) = api(n.addr, "PUT", &format!("/api/v1/agreements/{id}"), Some(&mediator_token), Some(json!({ "version": 2, "fields": fields }))).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("agreement_final")));
+
+    // Someone edits the stored text: the hashes and the seal say so.
+    sqlx::query("update agreement_version set body = replace(body, '2600', '260') where agreement_id = $1").bind(id).execute(&n.db.pool).await.expect("tamper");
+    let (_, check) = api(n.addr, "GET", &format!("/api/v1/agreements/{id}/verify"), Some(&n.admin), None).await;
+    assert_eq!(check["text_intact"], false, "{check}");
+    let (_, events) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/events"), Some(&n.admin), None).await;
+    let kinds: Vec<&str> = events.as_array().expect("events").iter().map(|e| e["kind"].as_str().unwrap_or("")).collect();
+    for k in ["agreement_drafted", "agreement_revised", "agreement_signed", "agreement_effective"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    n.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! The HTTP surface: `app(state) -> Router`, one `router()` per module, merged here.
 
 pub mod admin;
+pub mod agreements;
 pub mod auth;
 pub mod casework;
 pub mod cases;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub auth: crate::store::staff::AuthSettings,
     /// Verifies session-event webhooks from signaling nodes elsewhere (the token secret).
     pub webhook_secret: Arc<Vec<u8>>,
+    /// The mediation organisation's seal for agreements.
+    pub seal: Arc<crate::agreement::seal::SealKey>,
     /// Where finished recordings are kept.
     pub storage: crate::storage::Storage,
     /// The base of links handed to people (join links, party links, QR codes).
@@ -62,6 +65,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(hooks::router())
         .merge(recordings::router())
+        .merge(agreements::router())
         .with_state(state.clone());
     Router::new()
         .merge(api)

@@ -24,6 +24,8 @@ use super::AppState;
         super::admin::list_orgs, super::admin::list_named_rooms, super::admin::list_categories, super::admin::create_category, super::admin::update_category,
         super::hooks::session_event,
         super::recordings::list_for_case, super::recordings::detail, super::recordings::verify, super::recordings::file,
+        super::agreements::draft, super::agreements::revise, super::agreements::detail, super::agreements::list_for_case, super::agreements::mediator_sign,
+        super::agreements::party_list, super::agreements::party_code, super::agreements::party_sign, super::agreements::verify,
     ),
     components(schemas(super::error::ErrorBody, super::health::Readiness, super::orgs::OrgUnit))
 )]
