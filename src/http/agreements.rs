@@ -230,8 +230,21 @@ fn client_of(headers: &HeaderMap, peer: std::net::SocketAddr) -> (String, String
     (ip, ua)
 }
 
+/// Who is signing, and from where.
+struct SignedBy {
+    signer: String,
+    name: String,
+    party_id: Option<i64>,
+    staff_id: Option<i64>,
+    /// (IP, user agent).
+    client: (String, String),
+    actor: String,
+}
+
 /// Records one signature on the current version; seals the agreement when it is the last.
-async fn sign(state: &AppState, id: i64, signer: &str, signer_name: &str, party_id: Option<i64>, staff_id: Option<i64>, req: &SignRequest, client: (String, String), actor: &str) -> Result<AgreementView, ApiError> {
+async fn sign(state: &AppState, id: i64, by: SignedBy, req: &SignRequest) -> Result<AgreementView, ApiError> {
+    let SignedBy { signer, name: signer_name, party_id, staff_id, client, actor } = by;
+    let (signer, signer_name, actor) = (signer.as_str(), signer_name.as_str(), actor.as_str());
     if !req.signature_image.starts_with("data:image/png;base64,") || req.signature_image.len() > MAX_SIGNATURE_IMAGE {
         return Err(bad("signature_image".into(), format!("a PNG data URL of at most {MAX_SIGNATURE_IMAGE} bytes")));
     }
@@ -307,7 +320,8 @@ pub async fn mediator_sign(
     let (_, case_id, ..) = row(&state, id).await?;
     case_for(&state, &staff, case_id, Permission::MediateCase).await?;
     let (header, _) = header_and_parties(&state, case_id, 0).await?;
-    Ok(Json(sign(&state, id, "mediator", &header.mediator, None, Some(staff.0.staff_account_id), &req, client_of(&headers, peer), &staff.actor()).await?))
+    let by = SignedBy { signer: "mediator".into(), name: header.mediator, party_id: None, staff_id: Some(staff.0.staff_account_id), client: client_of(&headers, peer), actor: staff.actor() };
+    Ok(Json(sign(&state, id, by, &req).await?))
 }
 
 /// The party's own agreements, to read before signing.
@@ -398,7 +412,8 @@ pub async fn party_sign(
     }
     let (name,): (String,) = sqlx::query_as("select name from party where party_id = $1").bind(grant.party_id).fetch_one(&state.db.pool).await?;
     let signer = format!("party-{}", grant.party_id);
-    Ok(Json(sign(&state, id, &signer, &name, Some(grant.party_id), None, &req, client_of(&headers, peer), &format!("party:{}", grant.party_id)).await?))
+    let by = SignedBy { signer, name, party_id: Some(grant.party_id), staff_id: None, client: client_of(&headers, peer), actor: format!("party:{}", grant.party_id) };
+    Ok(Json(sign(&state, id, by, &req).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
