@@ -81,6 +81,9 @@ struct FileConfig {
     recording_retention_days: Option<u64>,
     worker_in_process: Option<bool>,
     seal_key: Option<String>,
+    /// `[court]`: the court's filing system and the courts of the area.
+    #[serde(default)]
+    court: CourtSettings,
     /// `[storage.s3]`: recordings go to S3-compatible object storage.
     #[serde(default)]
     storage: FileStorage,
@@ -88,6 +91,27 @@ struct FileConfig {
     limits: FileLimits,
     #[serde(default)]
     auth: FileAuth,
+}
+
+/// The court connector's settings.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourtSettings {
+    /// The court system's base URL (the real one, or `jiefen court-sim`); unset: the court path is off.
+    pub url: Option<String>,
+    /// The shared secret signing requests and callbacks (HMAC-SHA256).
+    pub secret: Option<String>,
+    /// Where the court sends callbacks; default: <public URL>/api/v1/court/callbacks.
+    pub callback_url: Option<String>,
+    /// The basic-level courts of the area (the parties choose among those with jurisdiction).
+    #[serde(default)]
+    pub courts: Vec<crate::court::rules::Court>,
+}
+
+impl std::fmt::Debug for CourtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CourtSettings").field("url", &self.url).field("courts", &self.courts.len()).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -149,6 +173,7 @@ pub struct Config {
     pub s3: Option<crate::storage::S3Config>,
     /// The organisation's Ed25519 seal key (base64 PKCS#8); generated into the data dir if unset.
     pub seal_key: Option<String>,
+    pub court: CourtSettings,
     pub limits: Limits,
     pub auth: crate::store::staff::AuthSettings,
 }
@@ -266,6 +291,17 @@ impl Config {
             worker_in_process: file.worker_in_process.unwrap_or(true),
             s3: file.storage.s3,
             seal_key: file.seal_key,
+            court: {
+                let mut court = file.court;
+                if court.courts.is_empty() {
+                    // The demo organisation's district court.
+                    court.courts.push(crate::court::rules::Court { court_id: "bj-sjs".into(), name: "北京市石景山区人民法院".into(), district: "石景山区".into(), org_unit_code: "sjs".into() });
+                }
+                if court.url.is_some() && court.secret.as_deref().is_none_or(str::is_empty) {
+                    return Err(ConfigError::Invalid("[court] url needs a secret shared with the court".into()));
+                }
+                court
+            },
             auth,
             limits: Limits {
                 participants_per_room: l.participants_per_room.unwrap_or(30),

@@ -16,6 +16,20 @@ use crate::store::staff::text_time;
 pub const KIND_COMPOSITE: &str = "composite";
 /// Move a finished recording to object storage (after its composite is made).
 pub const KIND_ARCHIVE: &str = "archive";
+/// Deliver a court package (the outbox): retried until the court has it.
+pub const KIND_COURT_PUSH: &str = "court_push";
+
+/// What jobs need beyond the database.
+#[derive(Clone)]
+pub struct Services {
+    pub storage: crate::storage::Storage,
+    pub court: Option<crate::court::connector::HttpCourt>,
+}
+
+fn max_attempts(kind: &str) -> i64 {
+    // Nothing sent to the court may be lost: keep trying (backoff capped at an hour).
+    if kind == KIND_COURT_PUSH { 200 } else { MAX_ATTEMPTS }
+}
 pub const MAX_ATTEMPTS: i64 = 3;
 const POLL: Duration = Duration::from_secs(1);
 
@@ -31,6 +45,18 @@ pub struct Job {
     pub progress: i64,
     pub error: Option<String>,
     pub updated_at: String,
+}
+
+/// Queues a job inside the caller's transaction (the outbox: it exists iff the change does).
+pub async fn enqueue_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, kind: &str, payload: &serde_json::Value) -> Result<(), DbError> {
+    let now = now_text();
+    sqlx::query("insert into job (kind, payload, status, attempts, progress, run_after, created_at, updated_at) values ($1, $2, 'queued', 0, 0, $3, $3, $3)")
+        .bind(kind)
+        .bind(payload.to_string())
+        .bind(&now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 pub async fn enqueue(db: &Db, kind: &str, payload: &serde_json::Value) -> Result<i64, DbError> {
@@ -83,15 +109,16 @@ async fn set_progress(db: &Db, id: i64, percent: i64) -> Result<(), DbError> {
     Ok(())
 }
 
-async fn finish(db: &Db, id: i64, attempts: i64, outcome: Result<(), String>) -> Result<(), DbError> {
+async fn finish(db: &Db, id: i64, kind: &str, attempts: i64, outcome: Result<(), String>) -> Result<(), DbError> {
     let now = now_text();
     match outcome {
         Ok(()) => {
             sqlx::query("update job set status = 'done', progress = 100, error = null, updated_at = $1 where job_id = $2").bind(&now).bind(id).execute(&db.pool).await?;
         }
-        Err(e) if attempts < MAX_ATTEMPTS => {
-            // 30 s, 60 s, ...: a transient cause (a full disk being cleaned, a restart) gets time.
-            let after = text_time(SystemTime::now() + Duration::from_secs(30 << attempts.clamp(0, 6)));
+        Err(e) if attempts < max_attempts(kind) => {
+            // 30 s, 60 s, ... up to an hour: a transient cause (a court system down, a full disk
+            // being cleaned, a restart) gets time.
+            let after = text_time(SystemTime::now() + Duration::from_secs((30u64 << attempts.clamp(0, 7)).min(3600)));
             tracing::warn!(job_id = id, attempts, error = %e, "job failed; will retry");
             sqlx::query("update job set status = 'queued', error = $1, run_after = $2, updated_at = $3 where job_id = $4").bind(&e).bind(after).bind(&now).bind(id).execute(&db.pool).await?;
         }
@@ -114,18 +141,18 @@ pub async fn requeue_stale(db: &Db) -> Result<u64, DbError> {
 }
 
 /// Runs jobs until the process ends.
-pub async fn run_worker(db: Db, storage: crate::storage::Storage) {
+pub async fn run_worker(db: Db, services: Services) {
     if let Err(e) = requeue_stale(&db).await {
         tracing::warn!(error = %e, "could not requeue stale jobs");
     }
     loop {
         match claim(&db).await {
             Ok(Some((id, kind, payload, attempts))) => {
-                let outcome = run_one(&db, &storage, id, &kind, &payload).await;
-                if let Err(e) = after(&db, &storage, &kind, &payload, &outcome, attempts + 1).await {
+                let outcome = run_one(&db, &services, id, &kind, &payload).await;
+                if let Err(e) = after(&db, &services.storage, &kind, &payload, &outcome, attempts + 1).await {
                     tracing::error!(error = %e, job_id = id, "could not queue the follow-up job");
                 }
-                if let Err(e) = finish(&db, id, attempts + 1, outcome).await {
+                if let Err(e) = finish(&db, id, &kind, attempts + 1, outcome).await {
                     tracing::error!(error = %e, job_id = id, "could not record a job's outcome");
                 }
             }
@@ -139,12 +166,12 @@ pub async fn run_worker(db: Db, storage: crate::storage::Storage) {
 }
 
 /// Runs every due job now, in this task (tests, and `jiefen worker --once`).
-pub async fn run_due(db: &Db, storage: &crate::storage::Storage) -> Result<usize, DbError> {
+pub async fn run_due(db: &Db, services: &Services) -> Result<usize, DbError> {
     let mut n = 0;
     while let Some((id, kind, payload, attempts)) = claim(db).await? {
-        let outcome = run_one(db, storage, id, &kind, &payload).await;
-        after(db, storage, &kind, &payload, &outcome, attempts + 1).await?;
-        finish(db, id, attempts + 1, outcome).await?;
+        let outcome = run_one(db, services, id, &kind, &payload).await;
+        after(db, &services.storage, &kind, &payload, &outcome, attempts + 1).await?;
+        finish(db, id, &kind, attempts + 1, outcome).await?;
         n += 1;
     }
     Ok(n)
@@ -161,13 +188,46 @@ async fn after(db: &Db, storage: &crate::storage::Storage, kind: &str, payload: 
     Ok(())
 }
 
-async fn run_one(db: &Db, storage: &crate::storage::Storage, id: i64, kind: &str, payload: &str) -> Result<(), String> {
+async fn run_one(db: &Db, services: &Services, id: i64, kind: &str, payload: &str) -> Result<(), String> {
+    let storage = &services.storage;
     let payload: serde_json::Value = serde_json::from_str(payload).map_err(|e| format!("bad payload: {e}"))?;
     let recording_id = || payload["recording_id"].as_i64().ok_or("payload lacks recording_id");
     match kind {
         KIND_COMPOSITE => composite(db, id, recording_id()?).await,
         KIND_ARCHIVE => crate::recordings::archive(db, storage, recording_id()?).await,
+        KIND_COURT_PUSH => {
+            let package_id = payload["package_id"].as_str().ok_or("payload lacks package_id")?;
+            court_push(db, services.court.as_ref().ok_or("no court system is configured")?, package_id).await
+        }
         other => Err(format!("unknown job kind {other}")),
+    }
+}
+
+/// Delivers one court package. The court recognises a retry by the package id (its
+/// Idempotency-Key), so a package whose answer was lost is never filed twice.
+async fn court_push(db: &Db, court: &crate::court::connector::HttpCourt, package_id: &str) -> Result<(), String> {
+    use crate::court::connector::{CourtConnector, CourtError};
+    let row: Option<(String, i64, String)> = sqlx::query_as("select payload, case_id, status from court_package where package_id = $1").bind(package_id).fetch_optional(&db.pool).await.map_err(|e| e.to_string())?;
+    let (payload, case_id, _) = row.ok_or("the package is gone")?;
+    let payload: serde_json::Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
+    match court.submit(package_id, &payload).await {
+        Ok(receipt) => {
+            // A callback may already have moved it on: only a queued package becomes submitted.
+            sqlx::query("update court_package set status = case when status = 'queued' then 'submitted' else status end, court_ref = $1, updated_at = $2 where package_id = $3")
+                .bind(&receipt.court_ref)
+                .bind(now_text())
+                .bind(package_id)
+                .execute(&db.pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Err(CourtError::Refused(reason)) => {
+            sqlx::query("update court_package set status = 'invalid', reason = $1, updated_at = $2 where package_id = $3").bind(&reason).bind(now_text()).bind(package_id).execute(&db.pool).await.map_err(|e| e.to_string())?;
+            let _ = cases::record_event(db, case_id, "court_package_refused", "system:court", &serde_json::json!({ "package_id": package_id, "reason": reason })).await;
+            Ok(())
+        }
+        Err(e @ CourtError::Unreachable(_)) => Err(e.to_string()),
     }
 }
 

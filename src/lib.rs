@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod case;
 pub mod config;
+pub mod court;
 pub mod crypto;
 pub mod db;
 pub mod deadlines;

@@ -45,6 +45,21 @@ enum Command {
     /// Run background jobs (composite recordings) until stopped; for a machine apart from the
     /// media nodes (set `worker_in_process = false` on those).
     Worker,
+    /// A court simulator: the court's side of docs/court-api.md, for tests and demos.
+    CourtSim {
+        #[arg(long, default_value = "127.0.0.1:9300")]
+        listen: std::net::SocketAddr,
+        /// The secret shared with jiefen's [court] secret.
+        #[arg(long, env = "JIEFEN_COURT_SECRET", hide_env_values = true)]
+        secret: String,
+        #[arg(long, default_value = "confirmed", value_parser = ["confirmed", "rejected", "not_accepted"])]
+        confirmation_outcome: String,
+        #[arg(long, default_value = "filed", value_parser = ["filed", "materials_missing", "not_accepted"])]
+        filing_outcome: String,
+        /// From receipt to decision, e.g. 5s, 2m.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        delay: Duration,
+    },
     /// Recordings kept by this deployment.
     Recordings {
         #[command(subcommand)]
@@ -88,6 +103,24 @@ fn main() -> ExitCode {
         }
         Command::Recordings { action: RecordingsAction::Verify { id } } => verify_recording(&config, id),
         Command::Worker => worker(&config),
+        Command::CourtSim { listen, secret, confirmation_outcome, filing_outcome, delay } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => return fail(&format!("cannot start: {e}")),
+            };
+            runtime.block_on(async {
+                let listener = match tokio::net::TcpListener::bind(listen).await {
+                    Ok(l) => l,
+                    Err(e) => return fail(&format!("cannot listen on {listen}: {e}")),
+                };
+                say(&format!("jiefen court-sim: listening on http://{listen} (confirmations: {confirmation_outcome}, filings: {filing_outcome}, after {})", humantime::format_duration(delay)));
+                let config = jiefen::court::sim::SimConfig { secret: secret.into_bytes(), confirmation_outcome, filing_outcome, delay };
+                match jiefen::court::sim::serve(listener, config).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => fail(&e.to_string()),
+                }
+            })
+        }
     }
 }
 
@@ -102,13 +135,13 @@ fn worker(config: &Config) -> ExitCode {
             Ok(db) => db,
             Err(e) => return fail(&format!("database {}: {e}", jiefen::config::redact_url(&url))),
         };
-        let storage = match jiefen::server::storage_of(config) {
-            Ok(s) => s,
-            Err(e) => return fail(&e.to_string()),
+        let services = match (jiefen::server::storage_of(config), jiefen::server::court_connector(config)) {
+            (Ok(storage), Ok(court)) => jiefen::jobs::Services { storage, court },
+            (Err(e), _) | (_, Err(e)) => return fail(&e.to_string()),
         };
         say("jiefen worker: running background jobs (Ctrl-C to stop; an interrupted job is retried)");
         tokio::select! {
-            () = jiefen::jobs::run_worker(db, storage) => {}
+            () = jiefen::jobs::run_worker(db, services) => {}
             _ = tokio::signal::ctrl_c() => {}
         }
         ExitCode::SUCCESS

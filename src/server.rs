@@ -100,6 +100,14 @@ pub fn seal_key(config: &Config) -> Result<crate::agreement::seal::SealKey, Star
     crate::agreement::seal::SealKey::from_base64(&text).map_err(|e| bad(e.to_string()))
 }
 
+/// The court connector, when `[court] url` is set.
+pub fn court_connector(config: &Config) -> Result<Option<crate::court::connector::HttpCourt>, StartError> {
+    match (&config.court.url, &config.court.secret) {
+        (Some(url), Some(secret)) => crate::court::connector::HttpCourt::new(url, secret.as_bytes()).map(Some).map_err(|e| StartError::Storage(format!("court connector: {e}"))),
+        _ => Ok(None),
+    }
+}
+
 /// The configured recording storage: S3-compatible object storage, or the data directory.
 pub fn storage_of(config: &Config) -> Result<crate::storage::Storage, StartError> {
     match &config.s3 {
@@ -207,6 +215,8 @@ impl Server {
             webhook_secret: Arc::new(token_secret(config)?),
             storage: storage_of(config)?,
             seal: Arc::new(seal_key(config)?),
+            court: config.court.clone(),
+            court_connector: court_connector(config)?,
             sms,
             auth: config.auth.clone(),
             public_url: config.base_url_for(local_addr),
@@ -214,7 +224,7 @@ impl Server {
         tokio::spawn(crate::sessions_sync::run(state.db.clone(), state.signaling.subscribe_events()));
         state.signaling.set_recording_control(Arc::new(crate::recordings::Recordings::new(state.db.clone(), &config.data_dir, state.signaling.clone())));
         if config.worker_in_process {
-            tokio::spawn(crate::jobs::run_worker(state.db.clone(), state.storage.clone()));
+            tokio::spawn(crate::jobs::run_worker(state.db.clone(), crate::jobs::Services { storage: state.storage.clone(), court: state.court_connector.clone() }));
         }
         let (retention_db, retention, retention_storage) = (state.db.clone(), config.recording_retention, state.storage.clone());
         tokio::spawn(async move {

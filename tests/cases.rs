@@ -938,3 +938,173 @@ async fn agreement_drafting_signing_and_seal() {
     }
     n.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The court path against the court simulator: judicial confirmation (refusals by rule, the
+// simulator down for a while, exactly-once delivery, callbacks applied once), and one-click
+// litigation after a failed mediation.
+
+/// A case whose agreement both parties and the mediator signed: (case, agreement, mediator token).
+async fn effective_agreement(n: &Node, applicant_phone: &str, respondent_phone: &str) -> (i64, i64, String) {
+    let org = first_org(n).await;
+    let m = mediator(n, org, "赵调解", "mediator").await;
+    let mediator_token = staff(n, &format!("med{}", rand::random::<u32>()), "mediator", Some("sjs"), Some(m)).await;
+    let mut input = case_input(n.units["sjs-bbs-yq"], applicant_phone, "house_lease");
+    input["parties"][1]["phone"] = json!(respondent_phone);
+    input["parties"][1]["address"] = json!("北京市石景山区古城");
+    let (_, created) = api(n.addr, "POST", "/api/v1/cases", Some(&n.admin), Some(input)).await;
+    let case_id = created["case_id"].as_i64().expect("case");
+    act(n, &n.admin, case_id, "accept", None).await;
+    assign(n, &n.admin, case_id, m).await;
+    act(n, &mediator_token, case_id, "start_mediation", None).await;
+    let fields = json!({ "facts": "租期届满押金未退。", "disputes": "押金退还。", "responsibilities": "被申请人应退还押金。",
+        "terms": [{ "content": "退还押金2500元", "performer": "李四", "deadline": "2026-12-31", "method": "转账" }] });
+    let (_, a) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/agreements"), Some(&mediator_token), Some(fields)).await;
+    let id = a["agreement_id"].as_i64().expect("agreement");
+    let sha = a["sha256"].as_str().expect("sha").to_string();
+    let (_, detail) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}"), Some(&n.admin), None).await;
+    for (p, phone) in detail["parties"].as_array().expect("parties").iter().zip([applicant_phone, respondent_phone]) {
+        let (_, link) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/parties/{}/link", p["party_id"]), Some(&mediator_token), Some(json!({}))).await;
+        let tok = link["token"].as_str().expect("token").to_string();
+        api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/code"), Some(&tok), None).await;
+        let code: String = n.sms.last_to(phone).expect("code").chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+        let (status, body) = api(n.addr, "POST", &format!("/api/v1/party/agreements/{id}/sign"), Some(&tok), Some(json!({ "document_sha256": sha, "signature_image": "data:image/png;base64,AA==", "code": code }))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, done) = api(n.addr, "POST", &format!("/api/v1/agreements/{id}/sign"), Some(&mediator_token), Some(json!({ "document_sha256": sha, "signature_image": "data:image/png;base64,AA==" }))).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("effective")), "{done}");
+    (case_id, id, mediator_token)
+}
+
+const COURT_SECRET: &str = "court-shared-secret";
+
+async fn start_sim(port: u16, filing_outcome: &str) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("sim port");
+    let config = jiefen::court::sim::SimConfig {
+        secret: COURT_SECRET.as_bytes().to_vec(),
+        confirmation_outcome: "confirmed".into(),
+        filing_outcome: filing_outcome.into(),
+        delay: Duration::from_millis(300),
+    };
+    tokio::spawn(jiefen::court::sim::serve(listener, config))
+}
+
+async fn sim_listing(port: u16) -> Value {
+    let (_, v) = api(SocketAddr::from(([127, 0, 0, 1], port)), "GET", "/api/court/v1/packages", None, None).await;
+    v
+}
+
+async fn package_status(n: &Node, case_id: i64, want: &str) -> Value {
+    for _ in 0..100 {
+        let (_, list) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/court-packages"), Some(&n.admin), None).await;
+        if list[0]["status"] == want {
+            return list[0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, list) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/court-packages"), Some(&n.admin), None).await;
+    panic!("package never became {want}: {list}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port").local_addr().expect("addr").port();
+    let n = start_with(None, |c| {
+        c.court.url = Some(format!("http://127.0.0.1:{port}"));
+        c.court.secret = Some(COURT_SECRET.into());
+        c.worker_in_process = false;
+    })
+    .await;
+    let services = jiefen::jobs::Services { storage: jiefen::storage::Storage::Local, court: Some(jiefen::court::connector::HttpCourt::new(&format!("http://127.0.0.1:{port}"), COURT_SECRET.as_bytes()).expect("court")) };
+    let (case_id, agreement_id, mediator_token) = effective_agreement(&n, "13700000101", "13700000102").await;
+    let (_, courts) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/courts"), Some(&mediator_token), None).await;
+    assert_eq!(courts[0]["court"]["court_id"], "bj-sjs", "{courts}");
+    assert!(courts[0]["grounds"].as_array().is_some_and(|g| g.contains(&json!("organisation_location")) && g.contains(&json!("party_domicile"))), "{courts}");
+    let (_, detail) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}"), Some(&n.admin), None).await;
+    let both: Vec<i64> = detail["parties"].as_array().expect("parties").iter().map(|p| p["party_id"].as_i64().expect("id")).collect();
+    let apply = |court: &str, parties: Vec<i64>, subject: Value| json!({ "agreement_id": agreement_id, "court_id": court, "applicant_party_ids": parties, "subject": subject });
+    let path = format!("/api/v1/cases/{case_id}/confirmations");
+
+    // Refused by rule, each with its reason.
+    let (status, err) = api(n.addr, "POST", &path, Some(&mediator_token), Some(apply("bj-sjs", vec![both[0]], json!({})))).await;
+    assert_eq!((status, err["details"]["refusal"].as_str()), (409, Some("not_joint")), "{err}");
+    let (status, err) = api(n.addr, "POST", &path, Some(&mediator_token), Some(apply("bj-sjs", both.clone(), json!({ "concerns_personal_status": true })))).await;
+    assert_eq!((status, err["details"]["refusal"].as_str()), (409, Some("personal_status")), "{err}");
+    let (effective,): (String,) = sqlx::query_as("select effective_at from agreement where agreement_id = $1").bind(agreement_id).fetch_one(&n.db.pool).await.expect("row");
+    sqlx::query("update agreement set effective_at = '2020-01-01T00:00:00.000Z' where agreement_id = $1").bind(agreement_id).execute(&n.db.pool).await.expect("age");
+    let (status, err) = api(n.addr, "POST", &path, Some(&mediator_token), Some(apply("bj-sjs", both.clone(), json!({})))).await;
+    assert_eq!((status, err["details"]["refusal"].as_str()), (409, Some("window_passed")), "a late application: {err}");
+    sqlx::query("update agreement set effective_at = $1 where agreement_id = $2").bind(&effective).bind(agreement_id).execute(&n.db.pool).await.expect("restore");
+    let (status, err) = api(n.addr, "POST", &path, Some(&mediator_token), Some(apply("hd", both.clone(), json!({})))).await;
+    assert_eq!((status, err["details"]["field"].as_str()), (422, Some("court_id")), "{err}");
+
+    // Accepted for delivery while the court's system is down: nothing is lost.
+    let (status, pkg) = api(n.addr, "POST", &path, Some(&mediator_token), Some(apply("bj-sjs", both.clone(), json!({})))).await;
+    assert_eq!((status, pkg["status"].as_str()), (202, Some("queued")), "{pkg}");
+    jiefen::jobs::run_due(&n.db, &services).await.expect("run");
+    let (_, list) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/court-packages"), Some(&n.admin), None).await;
+    assert_eq!(list[0]["status"], "queued", "still waiting for the court");
+    let (attempts, status): (i64, String) = sqlx::query_as("select attempts, status from job where kind = 'court_push'").fetch_one(&n.db.pool).await.expect("job");
+    assert_eq!((attempts, status.as_str()), (1, "queued"), "scheduled for a retry");
+
+    // The court comes back: the package arrives once; a redelivery (a lost answer) is recognised.
+    let sim = start_sim(port, "materials_missing").await;
+    sqlx::query("update job set run_after = '2000-01-01T00:00:00.000Z' where kind = 'court_push'").execute(&n.db.pool).await.expect("due");
+    jiefen::jobs::run_due(&n.db, &services).await.expect("run");
+    sqlx::query("update job set status = 'queued', run_after = '2000-01-01T00:00:00.000Z' where kind = 'court_push'").execute(&n.db.pool).await.expect("again");
+    jiefen::jobs::run_due(&n.db, &services).await.expect("run");
+    let listing = sim_listing(port).await;
+    assert_eq!((listing["requests"].as_u64(), listing["packages"].as_array().map(|p| p.len())), (Some(2), Some(1)), "delivered twice, filed once: {listing}");
+    let confirmed = package_status(&n, case_id, "confirmed").await;
+    assert!(confirmed["document"]["text"].as_str().is_some_and(|t| t.contains("确认调解协议有效")), "{confirmed}");
+    assert!(n.sms.last_to("13700000102").is_some_and(|t| t.contains("确认调解协议有效")), "the parties are told");
+
+    // A repeated callback changes nothing; an unsigned one is refused.
+    let event = json!({ "event_id": format!("{}-confirmed", confirmed["court_ref"].as_str().unwrap_or_default()), "package_id": confirmed["package_id"], "court_ref": confirmed["court_ref"], "status": "confirmed" }).to_string();
+    let signed = jiefen::court::connector::sign(COURT_SECRET.as_bytes(), event.as_bytes(), jiefen::store::staff::unix_now());
+    let (status, _) = court_callback(n.addr, Some(&signed), &event).await;
+    assert_eq!(status, 204);
+    let (status, _) = court_callback(n.addr, Some(&jiefen::court::connector::sign(b"guess", event.as_bytes(), jiefen::store::staff::unix_now())), &event).await;
+    assert_eq!(status, 401);
+    let (_, events) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/events"), Some(&n.admin), None).await;
+    let count = |k: &str| events.as_array().expect("events").iter().filter(|e| e["kind"] == k).count();
+    assert_eq!((count("confirmation_submitted"), count("court_accepted"), count("court_confirmed")), (1, 1, 1));
+    assert!(count("confirmation_refused") >= 3);
+
+    // Mediation fails on another case: one-click litigation, checked, filed, materials asked for.
+    let org = first_org(&n).await;
+    let m2 = mediator(&n, org, "孙调解", "mediator").await;
+    let other = register(&n, &n.admin, "sjs-bbs-yq", "13700000103").await;
+    act(&n, &n.admin, other, "accept", None).await;
+    assign(&n, &n.admin, other, m2).await;
+    act(&n, &n.admin, other, "start_mediation", None).await;
+    let fpath = format!("/api/v1/cases/{other}/filings");
+    let (_, d) = api(n.addr, "GET", &format!("/api/v1/cases/{other}"), Some(&n.admin), None).await;
+    let plaintiff = d["parties"][0]["party_id"].as_i64().expect("party");
+    let filing = |claims: Value| json!({ "court_id": "bj-sjs", "plaintiff_party_id": plaintiff, "claims": claims, "facts": "租期届满后被告拒不退还押金三千元，经调解未果。",
+        "evidence": [{ "name": "租赁合同", "source": "原告提供", "proves": "租赁关系与押金约定" }] });
+    let (status, err) = api(n.addr, "POST", &fpath, Some(&n.admin), Some(filing(json!(["退还押金3000元"])))).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("mediation_not_failed")), "{err}");
+    act(&n, &n.admin, other, "fail", Some("被申请人拒绝调解方案")).await;
+    let (status, err) = api(n.addr, "POST", &fpath, Some(&n.admin), Some(filing(json!([])))).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("filing_incomplete")), "{err}");
+    assert!(err["details"]["missing"][0].as_str().is_some_and(|m| m.contains("claims")));
+    let (status, pkg) = api(n.addr, "POST", &fpath, Some(&n.admin), Some(filing(json!(["退还押金3000元", "承担诉讼费用"])))).await;
+    assert_eq!(status, 202, "{pkg}");
+    jiefen::jobs::run_due(&n.db, &services).await.expect("run");
+    let missing = package_status(&n, other, "materials_missing").await;
+    assert!(missing["missing"].as_array().is_some_and(|m| !m.is_empty()), "{missing}");
+    sim.abort();
+    n.shutdown().await;
+}
+
+async fn court_callback(addr: SocketAddr, signature: Option<&str>, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let sig = signature.map(|v| format!("X-Court-Signature: {v}\r\n")).unwrap_or_default();
+    let req = format!("POST /api/v1/court/callbacks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{sig}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.expect("read");
+    (buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), buf)
+}

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod agreements;
 pub mod auth;
 pub mod casework;
+pub mod court;
 pub mod cases;
 pub mod error;
 pub mod health;
@@ -42,6 +43,10 @@ pub struct AppState {
     pub webhook_secret: Arc<Vec<u8>>,
     /// The mediation organisation's seal for agreements.
     pub seal: Arc<crate::agreement::seal::SealKey>,
+    /// The court connector's settings and the courts of the area.
+    pub court: crate::config::CourtSettings,
+    /// The court's filing system, when configured.
+    pub court_connector: Option<crate::court::connector::HttpCourt>,
     /// Where finished recordings are kept.
     pub storage: crate::storage::Storage,
     /// The base of links handed to people (join links, party links, QR codes).
@@ -66,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(hooks::router())
         .merge(recordings::router())
         .merge(agreements::router())
+        .merge(court::router())
         .with_state(state.clone());
     Router::new()
         .merge(api)
