@@ -30,6 +30,25 @@ export async function api(method, path, body, token) {
   return data;
 }
 
+/// A canvas to sign on with a finger or a mouse; `.png()` gives the data URL, `.empty` says
+/// whether anything was drawn.
+export function signaturePad() {
+  const canvas = h('canvas', { width: 600, height: 200, class: 'signature', 'data-testid': 'signature-pad' });
+  const ctx = canvas.getContext('2d');
+  ctx.lineWidth = 3; ctx.lineCap = 'round'; ctx.strokeStyle = '#111';
+  let drawing = false; let strokes = 0;
+  const at = ev => { const r = canvas.getBoundingClientRect(); return [(ev.clientX - r.left) * canvas.width / r.width, (ev.clientY - r.top) * canvas.height / r.height]; };
+  canvas.addEventListener('pointerdown', ev => { drawing = true; strokes++; canvas.setPointerCapture(ev.pointerId); ctx.beginPath(); ctx.moveTo(...at(ev)); });
+  canvas.addEventListener('pointermove', ev => { if (drawing) { ctx.lineTo(...at(ev)); ctx.stroke(); } });
+  canvas.addEventListener('pointerup', () => { drawing = false; });
+  return {
+    element: canvas,
+    get empty() { return strokes === 0; },
+    clear() { ctx.clearRect(0, 0, canvas.width, canvas.height); strokes = 0; },
+    png() { return canvas.toDataURL('image/png'); },
+  };
+}
+
 export const fmtTime = s => (s ? new Date(s).toLocaleString() : '');
 export const statusLabel = s => t('status_' + s);
 export const eventLabel = k => { const v = t('ev_' + k); return v === 'ev_' + k ? k : v; };

@@ -2,7 +2,7 @@
 // code sent to their phone. No account.
 import { t, translate, lang, setLang } from '/i18n.js';
 import '/i18n-case.js';
-import { h, api, fmtTime, statusLabel, eventLabel } from '/case-common.js';
+import { h, api, fmtTime, statusLabel, eventLabel, signaturePad } from '/case-common.js';
 
 const $ = id => document.getElementById(id);
 let token = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : sessionStorage.getItem('jiefen.party');
@@ -37,7 +37,9 @@ async function render() {
     token = null; sessionStorage.removeItem('jiefen.party'); flash(t('error') + e.message); return codeForm();
   }
   sessionStorage.setItem('jiefen.party', token);
-  $('view').replaceChildren(h('section', { class: 'panel' },
+  let agreements = [];
+  try { agreements = await api('GET', '/api/v1/party/agreements', undefined, token); } catch { agreements = []; }
+  $('view').replaceChildren(...[...agreements.map(a => agreementPanel(a, c.my_party_id)), h('section', { class: 'panel' },
     h('h1', {}, c.case_number, ' ', h('span', { class: 'badge', 'data-testid': 'status', text: statusLabel(c.status) })),
     h('h2', { text: c.title }),
     h('dl', { class: 'facts' },
@@ -48,7 +50,35 @@ async function render() {
     c.sessions.length ? h('section', { class: 'panel' }, h('h3', { text: t('my_sessions') }), h('ul', {}, c.sessions.map(s => h('li', {},
       `${fmtTime(s.scheduled_at)} · ${t('session_' + s.status)} `, s.join_url ? h('a', { href: s.join_url, 'data-testid': 'join', text: t('join_session') }) : null)))) : null,
     h('section', { class: 'panel' }, h('h3', { text: t('timeline') }),
-      h('ol', { class: 'timeline', 'data-testid': 'steps' }, c.steps.map(s => h('li', {}, h('strong', { text: eventLabel(s.kind) }), ' · ', fmtTime(s.at))))));
+      h('ol', { class: 'timeline', 'data-testid': 'steps' }, c.steps.map(s => h('li', {}, h('strong', { text: eventLabel(s.kind) }), ' · ', fmtTime(s.at)))))].filter(Boolean));
+}
+
+// The agreement to read and sign: the exact text, its hash, a signature pad and a code by SMS.
+function agreementPanel(a, me) {
+  const pad = signaturePad();
+  const code = h('input', { inputmode: 'numeric', autocomplete: 'one-time-code', placeholder: t('code'), 'data-testid': 'sign-code' });
+  const signed = a.signers.filter(s => s.signed_at).map(s => s.name).join('，');
+  const canSign = a.status === 'signing' && !a.signers.some(s => s.signer === `party-${me}` && s.signed_at);
+  return h('section', { class: 'panel', 'data-testid': 'agreement', dataset: { status: a.status } },
+    h('h3', {}, t('agreement'), ' ', h('span', { class: 'badge', 'data-testid': 'agreement-status', text: t('agreement_' + a.status) })),
+    h('pre', { class: 'document', text: a.body }),
+    h('p', { class: 'hash', text: 'SHA-256 ' + a.sha256 }),
+    h('p', {}, t('signed_by'), '：', signed || t('none')),
+    canSign ? h('div', {},
+      h('p', { text: t('sign_here') }), pad.element,
+      h('label', {}, t('code'), code),
+      h('div', { class: 'row wrap' },
+        h('button', { type: 'button', onclick: () => pad.clear(), text: t('clear') }),
+        h('button', { type: 'button', 'data-testid': 'sign-get-code', onclick: async () => {
+          try { await api('POST', `/api/v1/party/agreements/${a.agreement_id}/code`, undefined, token); flash(t('code_sent')); } catch (e) { flash(t('error') + e.message); }
+        }, text: t('get_code') }),
+        h('button', { class: 'primary', type: 'button', 'data-testid': 'sign', onclick: async () => {
+          if (pad.empty) { flash(t('sign_first')); return; }
+          try {
+            await api('POST', `/api/v1/party/agreements/${a.agreement_id}/sign`, { document_sha256: a.sha256, signature_image: pad.png(), code: code.value.trim() }, token);
+            flash(''); render();
+          } catch (e) { flash(t('error') + e.message); if (e.body && e.body.code === 'document_changed') render(); }
+        }, text: t('sign') }))) : null);
 }
 
 $('lang').onclick = () => { setLang(lang() === 'zh-CN' ? 'en' : 'zh-CN'); render(); };

@@ -42,6 +42,10 @@ const zh = {
   ev_deadline_reminder: '期限提醒', ev_deadline_overdue: '超期督办',
   recordings: '录音录像', rec_status_recording: '录制中', rec_status_complete: '已保存', rec_status_failed: '失败', rec_status_deleted: '已按保存期限删除',
   rec_intact: '文件完整，与保存时的哈希一致。', rec_changed: '文件已被改动或缺失！', ev_recording_saved: '录像已保存', ev_recording_failed: '录像失败', ev_recording_deleted: '录像已删除',
+  agreement: '人民调解协议书', agreement_signing: '待签署', agreement_effective: '已生效', agreement_void: '已作废', signed_by: '已签署', sign_here: '请在下方框内手写签名：', clear: '重写', sign: '确认签署', sign_first: '请先手写签名',
+  ag_facts: '纠纷主要事实', ag_disputes: '争议事项', ag_responsibilities: '各方当事人的责任', term_content: '协议内容', term_performer: '履行人', term_deadline: '履行期限', term_method: '履行方式', ag_draft: '起草调解协议', ag_revise: '保存修改（生成新版本）', not_signed: '未签署',
+  court: '司法衔接', court_confirmation: '司法确认', court_filing: '一键诉讼', court_status_queued: '待发送', court_status_submitted: '已提交法院', court_status_accepted: '法院已受理', court_status_not_accepted: '不予受理', court_status_confirmed: '已确认有效', court_status_rejected: '驳回申请', court_status_filed: '已立案', court_status_materials_missing: '需补充材料', court_status_invalid: '材料不合格',
+  ground_party_domicile: '当事人住所地', ground_subject_matter_location: '标的物所在地', ground_organisation_location: '调解组织所在地', apply_confirmation: '申请司法确认', claims: '诉讼请求（每行一项）', facts: '事实与理由', evidence: '证据（名称,来源,证明内容；多项以分号分隔）', claims_hint: '例如：判令被告退还押金3000元', facts_hint: '纠纷经过与理由', evidence_hint: '租赁合同,原告提供,租赁关系', file_lawsuit: '一键诉讼',
   error: '出错了：',
 };
 
@@ -86,6 +90,10 @@ const en = {
   ev_deadline_reminder: 'Deadline reminder', ev_deadline_overdue: 'Overdue, escalated',
   recordings: 'Recordings', rec_status_recording: 'Recording', rec_status_complete: 'Saved', rec_status_failed: 'Failed', rec_status_deleted: 'Deleted (retention)',
   rec_intact: 'The files match the hashes stored when the recording ended.', rec_changed: 'Files were changed or are missing!', ev_recording_saved: 'Recording saved', ev_recording_failed: 'Recording failed', ev_recording_deleted: 'Recording deleted',
+  agreement: 'Mediation agreement', agreement_signing: 'Awaiting signatures', agreement_effective: 'In effect', agreement_void: 'Void', signed_by: 'Signed by', sign_here: 'Sign in the box below:', clear: 'Clear', sign: 'Sign', sign_first: 'Draw your signature first',
+  ag_facts: 'Main facts', ag_disputes: 'Matters in dispute', ag_responsibilities: "Each party's responsibility", term_content: 'Agreed term', term_performer: 'Performed by', term_deadline: 'By', term_method: 'How', ag_draft: 'Draft the agreement', ag_revise: 'Save (new version)', not_signed: 'not signed',
+  court: 'Court', court_confirmation: 'Judicial confirmation', court_filing: 'Litigation', court_status_queued: 'Queued', court_status_submitted: 'Submitted', court_status_accepted: 'Accepted', court_status_not_accepted: 'Not accepted', court_status_confirmed: 'Confirmed valid', court_status_rejected: 'Rejected', court_status_filed: 'Filed', court_status_materials_missing: 'Materials missing', court_status_invalid: 'Refused as malformed',
+  ground_party_domicile: "a party's domicile", ground_subject_matter_location: 'subject matter', ground_organisation_location: "the organisation's location", apply_confirmation: 'Apply for judicial confirmation', claims: 'Claims (one per line)', facts: 'Facts and reasons', evidence: 'Evidence (name, source, proves; items separated by ;)', claims_hint: 'e.g. return the deposit of 3000 yuan', facts_hint: 'What happened and why', evidence_hint: 'lease, plaintiff, the lease', file_lawsuit: 'One-click litigation',
   error: 'Error: ',
 };
 

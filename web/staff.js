@@ -3,7 +3,7 @@
 // assessments, follow-up; registration; the supervision queue.
 import { t, translate, lang, setLang } from '/i18n.js';
 import '/i18n-case.js';
-import { h, api as rawApi, ApiError, fmtTime, statusLabel, eventLabel } from '/case-common.js';
+import { h, api as rawApi, ApiError, fmtTime, statusLabel, eventLabel, signaturePad } from '/case-common.js';
 
 const $ = id => document.getElementById(id);
 const view = () => $('view');
@@ -153,6 +153,8 @@ async function detailView(id) {
   if (c.actions.includes('assign')) sections.push(matchingPanel(c, reload));
   if (c.actions.includes('transfer')) sections.push(transferPanel(c, reload));
   sections.push(await sessionsPanel(c, reload));
+  sections.push(await agreementPanel(c, reload));
+  sections.push(await courtPanel(c, reload));
   sections.push(await recordingsPanel(c));
   sections.push(await assessmentsPanel(c));
   if (c.actions.includes('follow_up')) sections.push(followUpPanel(c, reload));
@@ -229,6 +231,82 @@ async function sessionsPanel(c, reload) {
     try { await api('POST', `/api/v1/cases/${c.case_id}/sessions`, { mode: mode.value, lobby: lobby.checked, recording: rec.checked, conference: conf.checked }); reload(); } catch (e) { fail(e); }
   }, text: t('schedule') })) : null;
   return h('section', { class: 'panel' }, h('h3', { text: t('sessions') }), h('ul', {}, items), form);
+}
+
+// The mediation agreement: draft or revise (article 29 fields), read, sign with a drawn signature.
+async function agreementPanel(c, reload) {
+  let list = [];
+  try { list = await api('GET', `/api/v1/cases/${c.case_id}/agreements`); } catch (e) { fail(e); }
+  const current = list[list.length - 1];
+  const f = current ? current.fields : { facts: '', disputes: '', responsibilities: '', terms: [{ content: '', performer: '', deadline: '', method: '' }] };
+  const area = (v, id) => h('textarea', { 'data-testid': 'agreement-' + id }, v);
+  const facts = area(f.facts, 'facts'), disputes = area(f.disputes, 'disputes'), resp = area(f.responsibilities, 'responsibilities');
+  const term = f.terms[0] || {};
+  const tContent = h('input', { value: term.content || '', 'data-testid': 'term-content', placeholder: t('term_content') });
+  const tPerformer = h('input', { value: term.performer || '', 'data-testid': 'term-performer', placeholder: t('term_performer') });
+  const tDeadline = h('input', { type: 'date', value: term.deadline || '', 'data-testid': 'term-deadline' });
+  const tMethod = h('input', { value: term.method || '', placeholder: t('term_method') });
+  const editable = ['mediating', 'agreement_reached'].includes(c.status) && (!current || current.status === 'signing');
+  const fields = () => ({ facts: facts.value, disputes: disputes.value, responsibilities: resp.value,
+    terms: [{ content: tContent.value, performer: tPerformer.value, deadline: tDeadline.value, method: tMethod.value }, ...f.terms.slice(1)] });
+  const form = editable ? h('div', {},
+    h('label', {}, t('ag_facts'), facts), h('label', {}, t('ag_disputes'), disputes), h('label', {}, t('ag_responsibilities'), resp),
+    h('div', { class: 'grid n2' }, h('label', {}, t('term_content'), tContent), h('label', {}, t('term_performer'), tPerformer), h('label', {}, t('term_deadline'), tDeadline), h('label', {}, t('term_method'), tMethod)),
+    h('button', { class: 'primary', 'data-testid': 'agreement-save', onclick: async () => {
+      try {
+        if (current) await api('PUT', `/api/v1/agreements/${current.agreement_id}`, { version: current.version, fields: fields() });
+        else await api('POST', `/api/v1/cases/${c.case_id}/agreements`, fields());
+        reload();
+      } catch (e) { fail(e); }
+    }, text: current ? t('ag_revise') : t('ag_draft') })) : null;
+  let signing = null;
+  if (current && current.status === 'signing' && !current.signers.find(s => s.signer === 'mediator').signed_at) {
+    const pad = signaturePad();
+    signing = h('div', {}, h('p', { text: t('sign_here') }), pad.element, h('button', { class: 'primary', 'data-testid': 'mediator-sign', onclick: async () => {
+      if (pad.empty) { flash(t('sign_first')); return; }
+      try { await api('POST', `/api/v1/agreements/${current.agreement_id}/sign`, { document_sha256: current.sha256, signature_image: pad.png() }); reload(); } catch (e) { fail(e); }
+    }, text: t('sign') }));
+  }
+  return h('section', { class: 'panel', 'data-testid': 'agreement-panel' }, h('h3', {}, t('agreement'), ' ', current ? h('span', { class: 'badge', 'data-testid': 'agreement-status', text: `${t('agreement_' + current.status)} · v${current.version}` }) : null),
+    current ? h('pre', { class: 'document', text: current.body }) : null,
+    current ? h('ul', {}, current.signers.map(s => h('li', { text: `${s.name}：${s.signed_at ? fmtTime(s.signed_at) : t('not_signed')}` }))) : null,
+    current && current.seal ? h('p', { class: 'hash', text: 'seal ' + current.seal }) : null,
+    signing, form);
+}
+
+// The court: judicial confirmation of an effective agreement, or one-click litigation after failure.
+async function courtPanel(c, reload) {
+  let packages = [];
+  try { packages = await api('GET', `/api/v1/cases/${c.case_id}/court-packages`); } catch (e) { fail(e); }
+  const items = packages.map(p => h('li', { 'data-testid': 'court-package', dataset: { status: p.status } },
+    h('strong', { text: `${t('court_' + p.kind)} · ${t('court_status_' + p.status)}` }), ` ${p.court_ref || ''} `,
+    p.reason ? h('div', { text: p.reason }) : null, p.missing ? h('div', { class: 'error', text: p.missing.join('；') }) : null,
+    p.document ? h('pre', { class: 'document', text: `${p.document.title}\n${p.document.text}` }) : null));
+  const actions = [];
+  let agreements = [];
+  try { agreements = await api('GET', `/api/v1/cases/${c.case_id}/agreements`); } catch { agreements = []; }
+  const effective = agreements.find(a => a.status === 'effective');
+  if (effective) {
+    let courts = [];
+    try { courts = await api('GET', `/api/v1/cases/${c.case_id}/courts`); } catch (e) { fail(e); }
+    const sel = h('select', { 'data-testid': 'court-select' }, courts.map(p => h('option', { value: p.court.court_id, text: `${p.court.name}（${p.grounds.map(g => t('ground_' + g)).join('、')}）` })));
+    actions.push(h('div', { class: 'row wrap' }, sel, h('button', { class: 'primary', 'data-testid': 'apply-confirmation', onclick: async () => {
+      try { await api('POST', `/api/v1/cases/${c.case_id}/confirmations`, { agreement_id: effective.agreement_id, court_id: sel.value, applicant_party_ids: c.parties.map(p => p.party_id) }); reload(); } catch (e) { fail(e); }
+    }, text: t('apply_confirmation') })));
+  }
+  if (c.status === 'mediation_failed' || c.timeline.some(e => e.kind === 'fail')) {
+    const claims = h('textarea', { placeholder: t('claims_hint') });
+    const facts = h('textarea', { placeholder: t('facts_hint') });
+    const ev = h('input', { placeholder: t('evidence_hint') });
+    actions.push(h('div', {}, h('label', {}, t('claims'), claims), h('label', {}, t('facts'), facts), h('label', {}, t('evidence'), ev),
+      h('button', { class: 'primary', 'data-testid': 'file-lawsuit', onclick: async () => {
+        const evidence = ev.value.split(/[;；]/).map(x => x.trim()).filter(Boolean).map(x => { const [name, source, proves] = x.split(/[,，]/).map(y => (y || '').trim()); return { name, source, proves }; });
+        const applicant = c.parties.find(p => p.role === 'applicant') || c.parties[0];
+        try { await api('POST', `/api/v1/cases/${c.case_id}/filings`, { court_id: 'bj-sjs', plaintiff_party_id: applicant.party_id, claims: claims.value.split('\n').filter(Boolean), facts: facts.value, evidence }); reload(); } catch (e) { fail(e); }
+      }, text: t('file_lawsuit') })));
+  }
+  if (!items.length && !actions.length) return h('span');
+  return h('section', { class: 'panel', 'data-testid': 'court-panel' }, h('h3', { text: t('court') }), items.length ? h('ul', {}, items) : null, ...actions);
 }
 
 async function recordingsPanel(c) {

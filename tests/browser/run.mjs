@@ -483,6 +483,93 @@ scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (s
   await staff.waitForFunction(() => /未被篡改/.test(document.querySelector('[data-testid=chain-result]')?.textContent || ''));
 }, {}, [], { demo: true }));
 
+// The mediator drafts the agreement in the workbench; each party reads it on a phone, draws a
+// signature and confirms with the code texted to them; the mediator signs last and it is sealed.
+scenario('agreement_signed_in_the_browser', () => withCall(async (server, browser) => {
+  const call = async (method, path, body, token) => {
+    const res = await fetch(server.url + path, { method, headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: 'Bearer ' + token } : {}) }, body: body && JSON.stringify(body) });
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return data;
+  };
+  const admin = (await call('POST', '/api/v1/auth/login', { username: 'admin', password: await server.adminPassword() })).token;
+  const units = await call('GET', '/api/v1/org-units');
+  const orgs = await call('GET', '/api/v1/mediation-orgs');
+  const { mediator_id } = await call('POST', '/api/v1/mediators', { mediation_org_id: orgs[0].mediation_org_id, name: '王调解', specialties: ['house_lease'], languages: ['zh'] }, admin);
+  await call('POST', '/api/v1/staff', { username: 'wang', display_name: '王调解', password: 'a long password 1', role: 'mediator', org_unit_id: units[0].org_unit_id, mediator_id }, admin);
+  const community = units.find(u => u.level === 'community');
+  const c = await call('POST', '/api/v1/cases', { title: '押金纠纷', summary: '押金未退', category_code: 'house_lease', org_unit_id: community.org_unit_id,
+    parties: [{ role: 'applicant', name: '张三', phone: '13800138001', address: '石景山区' }, { role: 'respondent', name: '李四', phone: '13900139002' }] }, admin);
+  const version = async () => (await call('GET', `/api/v1/cases/${c.case_id}`, null, admin)).version;
+  await call('POST', `/api/v1/cases/${c.case_id}/transitions`, { action: 'accept', version: await version() }, admin);
+  await call('POST', `/api/v1/cases/${c.case_id}/assign`, { mediator_id, version: await version() }, admin);
+  await call('POST', `/api/v1/cases/${c.case_id}/transitions`, { action: 'start_mediation', version: await version() }, admin);
+
+  // The mediator drafts it in the workbench.
+  const staffCtx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const staff = await staffCtx.newPage();
+  staff.on('pageerror', e => console.error('[pageerror staff]', e.message));
+  await staff.goto(`${server.url}/staff.html`);
+  await staff.locator('#username').fill('wang');
+  await staff.locator('#password').fill('a long password 1');
+  await staff.locator('form[data-testid=login] button[type=submit]').click();
+  await staff.getByTestId('case-row').first().waitFor();
+  await staff.goto(`${server.url}/staff.html#case/${c.case_id}`);
+  await staff.getByTestId('agreement-facts').fill('申请人租住被申请人房屋，租期届满后押金三千元未退。');
+  await staff.getByTestId('agreement-disputes').fill('押金是否退还。');
+  await staff.getByTestId('agreement-responsibilities').fill('被申请人应退还押金。');
+  await staff.getByTestId('term-content').fill('被申请人退还押金人民币2500元');
+  await staff.getByTestId('term-performer').fill('李四');
+  await staff.getByTestId('term-deadline').fill('2026-12-31');
+  await staff.getByTestId('agreement-save').click();
+  await staff.waitForFunction(() => /人民调解协议书/.test(document.querySelector('[data-testid=agreement-panel] pre')?.textContent || ''));
+
+  // Each party signs on a phone.
+  const draw = async page => {
+    await page.getByTestId('signature-pad').scrollIntoViewIfNeeded();
+    const box = await page.getByTestId('signature-pad').boundingBox();
+    await page.mouse.move(box.x + 20, box.y + box.height / 2);
+    await page.mouse.down();
+    for (let i = 1; i <= 10; i++) await page.mouse.move(box.x + 20 + i * (box.width - 40) / 10, box.y + box.height / 2 + (i % 2 ? 15 : -15));
+    await page.mouse.up();
+  };
+  const parties = (await call('GET', `/api/v1/cases/${c.case_id}`, null, admin)).parties;
+  for (const [i, p] of parties.entries()) {
+    const link = await call('POST', `/api/v1/cases/${c.case_id}/parties/${p.party_id}/link`, {}, admin);
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await ctx.newPage();
+    page.on('pageerror', e => console.error('[pageerror party]', e.message));
+    await page.goto(link.url);
+    await page.getByTestId('agreement').waitFor();
+    assert(/退还押金人民币2500元/.test(await page.locator('pre.document').textContent()), 'the party reads the text');
+    await draw(page);
+    await page.getByTestId('sign-get-code').click();
+    let code = null;
+    for (let k = 0; k < 50 && !code; k++) {
+      const m = [...server.log().matchAll(/签署验证码(\d{6})/g)];
+      if (m.length > i) code = m[i][1]; else await page.waitForTimeout(100);
+    }
+    assert(code, 'the code was texted (the log gateway)');
+    await page.getByTestId('sign-code').fill(code);
+    if (i === 0) await page.screenshot({ path: ARTIFACTS + 'agreement-sign-390x844.png', fullPage: true });
+    await page.getByTestId('sign').click();
+    await page.waitForFunction(name => (document.querySelector('[data-testid=agreement]')?.textContent || '').includes('已签署：') && !document.querySelector('[data-testid=sign]'), p.name);
+    await ctx.close();
+  }
+  // The mediator signs last: in effect, sealed.
+  await staff.reload();
+  await staff.getByTestId('mediator-sign').waitFor();
+  await draw(staff);
+  await staff.getByTestId('mediator-sign').click();
+  await staff.waitForFunction(() => /已生效/.test(document.querySelector('[data-testid=agreement-status]')?.textContent || ''), null, { timeout: 10000 })
+    .catch(async e => { throw new Error(`${e.message}; status ${await staff.locator('[data-testid=agreement-status]').textContent().catch(() => '?')}; flash ${await staff.locator('#flash').textContent()}`); });
+  const [agreement] = await call('GET', `/api/v1/cases/${c.case_id}/agreements`, null, admin);
+  const check = await call('GET', `/api/v1/agreements/${agreement.agreement_id}/verify`, null, admin);
+  assert(check.text_intact && check.signatures_match && check.seal_valid, 'text, signatures and seal check out: ' + JSON.stringify(check));
+  console.log(`  agreement ${agreement.agreement_id} v${agreement.version} in effect, sealed; saved test-artifacts/agreement-sign-390x844.png`);
+}, { RUST_LOG: 'warn,jiefen::auth::sms=info' }, [], { demo: true }));
+
 const wanted = process.argv.slice(2);
 let failed = 0;
 const flaky = [];
