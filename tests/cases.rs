@@ -1108,3 +1108,110 @@ async fn court_callback(addr: SocketAddr, signature: Option<&str>, body: &str) -
     s.read_to_string(&mut buf).await.expect("read");
     (buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), buf)
 }
+
+// ---------------------------------------------------------------------------------------------
+// A group dispute: members imported from CSV, agreements from one template with each member's
+// amount, links sent in bulk, everyone signs, confirmations applied for in bulk and filed at the
+// simulator. `JIEFEN_GROUP_MEMBERS=1000 cargo test --release group_dispute -- --nocapture`
+// (scripts/bench-group.sh) prints the timings for a thousand members.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_dispute_of_many_members() {
+    let members: usize = std::env::var("JIEFEN_GROUP_MEMBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port").local_addr().expect("addr").port();
+    let sim = start_sim(port, "filed").await;
+    let n = start_with(None, |c| {
+        c.court.url = Some(format!("http://127.0.0.1:{port}"));
+        c.court.secret = Some(COURT_SECRET.into());
+        c.worker_in_process = false;
+    })
+    .await;
+    let services = jiefen::jobs::Services { storage: jiefen::storage::Storage::Local, court: Some(jiefen::court::connector::HttpCourt::new(&format!("http://127.0.0.1:{port}"), COURT_SECRET.as_bytes()).expect("court")) };
+    let org = first_org(&n).await;
+    let m = mediator(&n, org, "周调解", "mediator").await;
+    let (status, g) = api(n.addr, "POST", "/api/v1/groups", Some(&n.admin), Some(json!({
+        "name": "某健身房预付卡退费群体纠纷", "summary": "健身房闭店，会员要求退还预付费", "category_code": "prepaid_consumption", "org_unit_id": n.units["sjs-lg"],
+        "respondent": { "role": "respondent", "name": "某健身有限公司", "phone": "13600000000", "address": "北京市石景山区鲁谷路" }
+    }))).await;
+    assert_eq!(status, 201, "{g}");
+    let gid = g["group_id"].as_i64().expect("group");
+    let mut csv = String::from("name,phone,id_number,amount\n");
+    for i in 0..members {
+        csv.push_str(&format!("会员{i},139{:08},,{}.50\n", i, 1000 + i));
+    }
+    csv.push_str("坏行,123,,x\n");
+    let t0 = Instant::now();
+    let (status, imported) = api(n.addr, "POST", &format!("/api/v1/groups/{gid}/members"), Some(&n.admin), Some(json!({ "csv": csv }))).await;
+    let import_s = t0.elapsed().as_secs_f64();
+    assert_eq!((status, imported["created"].as_u64()), (200, Some(members as u64)), "{imported}");
+    assert_eq!(imported["errors"].as_array().map(|e| e.len()), Some(1), "the bad line is reported");
+    let (_, again) = api(n.addr, "POST", &format!("/api/v1/groups/{gid}/members"), Some(&n.admin), Some(json!({ "csv": csv }))).await;
+    assert_eq!(again["existing"].as_u64(), Some(members as u64), "importing again creates nothing");
+
+    let template = json!({ "facts": "被申请人健身房闭店，申请人预付费用未消费完毕。", "disputes": "剩余预付费用的退还。", "responsibilities": "被申请人应退还剩余预付费用。",
+        "terms": [{ "content": "被申请人退还申请人预付费用人民币{amount}元", "performer": "某健身有限公司", "deadline": "2026-12-31", "method": "银行转账" }] });
+    let t1 = Instant::now();
+    let (status, generated) = api(n.addr, "POST", &format!("/api/v1/groups/{gid}/agreements"), Some(&n.admin), Some(json!({ "mediator_id": m, "template": template }))).await;
+    let agreements_s = t1.elapsed().as_secs_f64();
+    assert_eq!((status, generated["done"].as_u64()), (200, Some(members as u64)), "{generated}");
+    let (_, links) = api(n.addr, "POST", &format!("/api/v1/groups/{gid}/signing-links"), Some(&n.admin), None).await;
+    assert_eq!(links["done"].as_u64(), Some(members as u64));
+    assert!(n.sms.last_to("13900000000").is_some_and(|t| t.contains("case.html#")), "each member is texted a link");
+
+    // Everyone signs: each member, the respondent on every agreement, the mediator.
+    let t2 = Instant::now();
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as("select a.agreement_id, c.case_id, v.sha256 from agreement a join dispute_case c on c.case_id = a.case_id join agreement_version v on v.agreement_id = a.agreement_id and v.version = a.current_version where c.group_id = $1 order by c.case_id")
+        .bind(gid)
+        .fetch_all(&n.db.pool)
+        .await
+        .expect("agreements");
+    let (_, first) = api(n.addr, "GET", &format!("/api/v1/agreements/{}", rows[0].0), Some(&n.admin), None).await;
+    assert!(first["body"].as_str().is_some_and(|b| b.contains("人民币1000.50元")), "the member's own amount: {first}");
+    let mediator_token = staff(&n, "zhou", "mediator", Some("sjs"), Some(m)).await;
+    for (agreement_id, case_id, sha) in &rows {
+        let parties: Vec<(i64, String)> = sqlx::query_as("select party_id, role from party where case_id = $1").bind(case_id).fetch_all(&n.db.pool).await.expect("parties");
+        for (party_id, _) in parties {
+            let token = n_party_token(&n, *case_id, party_id);
+            api(n.addr, "POST", &format!("/api/v1/party/agreements/{agreement_id}/code"), Some(&token), None).await;
+            let phone: (Option<String>,) = sqlx::query_as("select phone_enc from party where party_id = $1").bind(party_id).fetch_one(&n.db.pool).await.expect("phone");
+            let phone = jiefen::crypto::FieldCipher::from_hex(&std::fs::read_to_string(n._dir.path().join("field.key")).expect("key")).expect("cipher").decrypt(&phone.0.expect("phone")).expect("decrypt");
+            let code: String = n.sms.last_to(&phone).expect("code").chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+            let (status, body) = api(n.addr, "POST", &format!("/api/v1/party/agreements/{agreement_id}/sign"), Some(&token), Some(json!({ "document_sha256": sha, "signature_image": "data:image/png;base64,AA==", "code": code }))).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        let (status, body) = api(n.addr, "POST", &format!("/api/v1/agreements/{agreement_id}/sign"), Some(&mediator_token), Some(json!({ "document_sha256": sha, "signature_image": "data:image/png;base64,AA==" }))).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("effective")));
+    }
+    let signing_s = t2.elapsed().as_secs_f64();
+
+    let t3 = Instant::now();
+    let (status, confirmations) = api(n.addr, "POST", &format!("/api/v1/groups/{gid}/confirmations"), Some(&n.admin), Some(json!({ "court_id": "bj-sjs" }))).await;
+    assert_eq!((status, confirmations["done"].as_u64()), (200, Some(members as u64)), "{confirmations}");
+    jiefen::jobs::run_due(&n.db, &services).await.expect("deliver");
+    let submit_s = t3.elapsed().as_secs_f64();
+    let listing = sim_listing(port).await;
+    assert_eq!(listing["packages"].as_array().map(|p| p.len()), Some(members), "every package at the court once");
+    let mut confirmed = 0;
+    for _ in 0..200 {
+        let (_, p) = api(n.addr, "GET", &format!("/api/v1/groups/{gid}/progress"), Some(&n.admin), None).await;
+        confirmed = p["confirmed"].as_u64().unwrap_or(0) as usize;
+        if confirmed == members {
+            assert_eq!((p["members"].as_u64(), p["agreements_effective"].as_u64()), (Some(members as u64), Some(members as u64)));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(confirmed, members, "every member's agreement confirmed by the court");
+    println!(
+        "group of {members}: import {import_s:.2} s, agreements generated {agreements_s:.2} s, signing ({} signatures over the API) {signing_s:.2} s, confirmations assembled and delivered {submit_s:.2} s",
+        members * 3
+    );
+    sim.abort();
+    n.shutdown().await;
+}
+
+/// A party's signed link token, minted as the server would (same secret).
+fn n_party_token(n: &Node, case_id: i64, party_id: i64) -> String {
+    let secret = std::fs::read_to_string(n._dir.path().join("token.key")).expect("token key");
+    jiefen::auth::party_link::PartyLinkKey::from_secret(secret.trim().as_bytes()).sign(jiefen::auth::party_link::PartyGrant { case_id, party_id, expires_unix: jiefen::store::staff::unix_now() + 3600 })
+}

@@ -134,11 +134,18 @@ async fn store_version(state: &AppState, tx: &mut sqlx::Transaction<'static, sql
 /// Drafts the case's agreement (the mediator, while mediating).
 #[utoipa::path(post, path = "/api/v1/cases/{id}/agreements", params(("id" = i64, Path)), request_body = AgreementFields, responses((status = 201, body = AgreementView), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn draft(State(state): State<AppState>, staff: Staff, Path(case_id): Path<i64>, ApiJson(fields): ApiJson<AgreementFields>) -> Result<(axum::http::StatusCode, Json<AgreementView>), ApiError> {
-    let case = case_for(&state, &staff, case_id, Permission::MediateCase).await?;
+    let id = draft_for(&state, &staff, case_id, &fields).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(view(&state, id).await?)))
+}
+
+/// Drafts a case's agreement; returns its id.
+pub async fn draft_for(state: &AppState, staff: &Staff, case_id: i64, fields: &AgreementFields) -> Result<i64, ApiError> {
+    let state = state.clone();
+    let case = case_for(&state, staff, case_id, Permission::MediateCase).await?;
     if !matches!(case.status.as_str(), "mediating" | "agreement_reached") {
         return Err(ApiError::conflict("not_mediating", format!("an agreement is drafted during mediation; the case is {}", case.status), None));
     }
-    document::validate(&fields).map_err(|(f, m)| bad(f, m))?;
+    document::validate(fields).map_err(|(f, m)| bad(f, m))?;
     let now = now_text();
     let mut tx = state.db.begin().await?;
     let open: Option<(i64,)> = sqlx::query_as("select agreement_id from agreement where case_id = $1 and status in ('signing', 'effective')").bind(case_id).fetch_optional(&mut *tx).await?;
@@ -150,10 +157,10 @@ pub async fn draft(State(state): State<AppState>, staff: Staff, Path(case_id): P
         .bind(&now)
         .fetch_one(&mut *tx)
         .await?;
-    let sha256 = store_version(&state, &mut tx, id, case_id, 1, &fields, &staff).await?;
+    let sha256 = store_version(&state, &mut tx, id, case_id, 1, fields, staff).await?;
     cases::append_event(&mut tx, case_id, "agreement_drafted", &staff.actor(), &serde_json::json!({ "agreement_id": id, "version": 1, "sha256": sha256 })).await?;
     tx.commit().await?;
-    Ok((axum::http::StatusCode::CREATED, Json(view(&state, id).await?)))
+    Ok(id)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -181,7 +181,13 @@ async fn load_package(state: &AppState, id: &str) -> Result<PackageView, ApiErro
 /// Applies for judicial confirmation of the case's effective agreement.
 #[utoipa::path(post, path = "/api/v1/cases/{id}/confirmations", params(("id" = i64, Path)), request_body = ConfirmationRequest, responses((status = 202, body = PackageView), (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody)))]
 pub async fn apply_confirmation(State(state): State<AppState>, staff: Staff, Path(case_id): Path<i64>, ApiJson(req): ApiJson<ConfirmationRequest>) -> Result<(StatusCode, Json<PackageView>), ApiError> {
-    let case = case_for(&state, &staff, case_id, Permission::ReadCase).await?;
+    Ok((StatusCode::ACCEPTED, Json(confirm(&state, &staff, case_id, &req).await?)))
+}
+
+/// Checks and queues one application for judicial confirmation.
+pub async fn confirm(state: &AppState, staff: &Staff, case_id: i64, req: &ConfirmationRequest) -> Result<PackageView, ApiError> {
+    let state = state.clone();
+    let case = case_for(&state, staff, case_id, Permission::ReadCase).await?;
     if !(allows(staff.0.role, Permission::MediateCase) || allows(staff.0.role, Permission::TriageCase)) {
         return Err(ApiError::forbidden());
     }
@@ -221,7 +227,7 @@ pub async fn apply_confirmation(State(state): State<AppState>, staff: Staff, Pat
             }),
         );
     }
-    Ok((StatusCode::ACCEPTED, Json(queue(&state, case_id, "confirmation", &req.court_id, payload, &staff.actor()).await?)))
+    queue(&state, case_id, "confirmation", &req.court_id, payload, &staff.actor()).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

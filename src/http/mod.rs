@@ -7,6 +7,7 @@ pub mod casework;
 pub mod court;
 pub mod cases;
 pub mod error;
+pub mod groups;
 pub mod health;
 pub mod hooks;
 pub mod intake;
@@ -72,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .merge(recordings::router())
         .merge(agreements::router())
         .merge(court::router())
+        .merge(groups::router())
         .with_state(state.clone());
     Router::new()
         .merge(api)
