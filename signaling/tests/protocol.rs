@@ -288,7 +288,7 @@ async fn a_dropped_connection_resumes_its_seat_within_the_window() {
 }
 
 /// A recorder that hands out a tap and remembers it, so the test can see it attached.
-struct FakeRecorder(std::sync::Mutex<Vec<tokio::sync::mpsc::Receiver<jiefen_media::TapPacket>>>);
+struct FakeRecorder(std::sync::Mutex<Vec<tokio::sync::mpsc::Receiver<jiefen_media::TapItem>>>);
 
 impl jiefen_signaling::RecordingControl for FakeRecorder {
     fn start(&self, _room: &str) -> Result<jiefen_media::RecordingTap, String> {
