@@ -14,6 +14,8 @@ start_pg() {
     -o "-p $PGPORT -k $PGTMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
   psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qAtc 'create database jiefen_test' >/dev/null
   export PGTMP PGPORT JIEFEN_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PGPORT/jiefen_test"
+  # For the test that restarts the server under load.
+  export JIEFEN_TEST_PG_DATA="$PGTMP/data" JIEFEN_TEST_PG_BIN="$PGBIN"
 }
 start_redis() {
   RTMP=$(mktemp -d); RPORT=$(free_port)

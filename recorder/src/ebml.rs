@@ -176,10 +176,11 @@ impl<W: Write + Seek> MkvWriter<W> {
         Ok(MkvWriter { out, duration_at: start + duration_at, cluster: Vec::new(), cluster_start: None, last_ms: i64::MIN, video, bytes_written: buf.len() as u64 })
     }
 
-    /// Adds one frame at `ms` (milliseconds from the file's zero). Timestamps must not go back;
-    /// a frame that would is moved to the last timestamp written.
+    /// Adds one frame at `ms` (milliseconds from the file's zero). Timestamps only go forward:
+    /// a frame that would not is moved to just after the last one written (players and muxers
+    /// refuse equal or decreasing timestamps).
     pub fn write_frame(&mut self, ms: i64, keyframe: bool, data: &[u8]) -> std::io::Result<()> {
-        let ms = ms.max(self.last_ms).max(0);
+        let ms = if self.last_ms == i64::MIN { ms.max(0) } else { ms.max(self.last_ms + 1) };
         // A new cluster at each video keyframe (after a second) or when offsets would overflow.
         let start_new = match self.cluster_start {
             None => true,

@@ -112,7 +112,7 @@ struct Stream {
 }
 
 /// Packetizes `frames` as RTP at `step` ticks per frame starting at `ts0`; (send offset, packet).
-fn packetize(s: &mut Stream, frames: &[Vec<u8>], step: u32, ts0: u32, frame_ms: u64) -> Vec<(Duration, TapPacket)> {
+fn packetize(s: &mut Stream, frames: &[Vec<u8>], step: u32, ts0: u32, frame_us: u64) -> Vec<(Duration, TapPacket)> {
     let mut out = Vec::new();
     for (i, f) in frames.iter().enumerate() {
         let payloads = s.payloader.payload(1100, &Bytes::from(f.clone())).expect("payload");
@@ -127,7 +127,7 @@ fn packetize(s: &mut Stream, frames: &[Vec<u8>], step: u32, ts0: u32, frame_ms: 
             packet.header.marker = k + 1 == n;
             packet.payload = p;
             out.push((
-                Duration::from_millis(frame_ms * i as u64),
+                Duration::from_micros(frame_us * i as u64),
                 TapPacket {
                     track: s.track.clone(),
                     publisher: ParticipantId::from("zhang"),
@@ -170,8 +170,8 @@ fn record_with(dir: &Path, video_mime: &'static str, video: &[Vec<u8>], audio: &
     // Sequence numbers start near the wrap, timestamps near 2^32: both must be handled.
     let mut v = stream("zhang/1/0", Kind::Video, Source::Camera, video_mime, 90_000, payloader, 65_500, 1234);
     let mut a = stream("zhang/1/1", Kind::Audio, Source::Microphone, "audio/opus", 48_000, Box::new(OpusPayloader), 100, 5678);
-    let mut packets: Vec<(Duration, TapPacket)> = packetize(&mut v, video, 90_000 / FPS, VIDEO_TS0, 1000 / u64::from(FPS)).into_iter().map(|(t, p)| (t + feed.video_delay, p)).collect();
-    packets.extend(packetize(&mut a, audio, 960, AUDIO_TS0, 20));
+    let mut packets: Vec<(Duration, TapPacket)> = packetize(&mut v, video, 90_000 / FPS, VIDEO_TS0, 1_000_000 / u64::from(FPS)).into_iter().map(|(t, p)| (t + feed.video_delay, p)).collect();
+    packets.extend(packetize(&mut a, audio, 960, AUDIO_TS0, 20_000));
     packets.sort_by_key(|(t, _)| *t);
     let packets = mangle(packets);
     let mut rec = RoomRecording::new("room-1", dir).expect("recording");
@@ -268,11 +268,20 @@ fn loss_and_reordering_never_break_the_file() {
     for (mime, ext, frames) in [("video/VP8", "webm", &fx.vp8), ("video/H264", "mkv", &fx.h264)] {
         let out = tmp.path().join(format!("rec-{ext}"));
         let manifest = record(&out, mime, frames, &fx.opus, |mut p| {
-            // Swap neighbours every 7th packet and drop every 53rd.
+            // Swap neighbours every 7th packet and drop every 53rd video packet.
             for i in (0..p.len().saturating_sub(1)).step_by(7) {
                 p.swap(i, i + 1);
             }
-            p.into_iter().enumerate().filter(|(i, _)| i % 53 != 52).map(|(_, x)| x).collect()
+            let mut video = 0;
+            p.into_iter()
+                .filter(|(_, x)| {
+                    if x.kind != Kind::Video {
+                        return true;
+                    }
+                    video += 1;
+                    video % 53 != 0
+                })
+                .collect()
         }, None);
         let video = manifest.tracks.iter().find(|t| t.source == "camera").expect("video");
         assert!(video.lost_packets > 0 && video.dropped_frames > 0, "{video:?}");
@@ -341,4 +350,39 @@ fn sender_reports_keep_audio_and_video_in_sync_despite_network_delay() {
     let synced = record_with(&tmp.path().join("synced"), "video/VP8", &fx.vp8, &fx.opus, |p| p, None, Feed { sender_reports: true, ..delay });
     assert!(start_gap(&synced).abs() <= 25, "with sender reports, both start at their capture time: {}", start_gap(&synced));
     assert!(synced.tracks.iter().all(|t| t.sync == "sender_report"), "{:?}", synced.tracks);
+}
+
+#[test]
+fn a_simulcast_layer_switch_keeps_one_playable_file() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fx = fixtures(tmp.path());
+    let dir = tmp.path().join("switch");
+    let mut low = stream("zhang/1/0", Kind::Video, Source::Camera, "video/VP8", 90_000, Box::new(Vp8Payloader::default()), 100, 1111);
+    let mut high = stream("zhang/1/0", Kind::Video, Source::Camera, "video/VP8", 90_000, Box::new(Vp8Payloader::default()), 9_000, 2222);
+    let half = fx.vp8.len() / 2;
+    // The low layer for the first half; then the high layer (its own SSRC, sequence numbers and
+    // timestamp base) takes over, starting mid-GOP so the switch must wait for its keyframe.
+    let mut packets = packetize(&mut low, &fx.vp8[..half], 3000, 500, 33_333);
+    let later = packetize(&mut high, &fx.vp8[half - 5..], 3000, 7_000_000, 33_333);
+    packets.extend(later.into_iter().map(|(t, mut p)| {
+        p.layer = 1;
+        (t + Duration::from_micros(33_333 * (half as u64 - 5)), p)
+    }));
+    packets.sort_by_key(|(t, _)| *t);
+    let mut rec = RoomRecording::new("room-1", &dir).expect("recording");
+    let t0 = Instant::now();
+    for (offset, mut p) in packets {
+        p.received_at = t0 + offset;
+        rec.push(p).expect("push");
+    }
+    rec.tick(t0 + Duration::from_secs(60)).expect("tick");
+    let (manifest, _) = rec.finish(0).expect("finish");
+    let video = &manifest.tracks[0];
+    assert_eq!(video.layer_switches, 1, "{video:?}");
+    assert!(video.frames as usize >= fx.vp8.len() - 40, "little is lost around the switch: {video:?}");
+    let path = dir.join(&video.file);
+    assert_eq!(decode_errors(&path), "");
+    let p = probe(&path);
+    let duration: f64 = p["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+    assert!((duration - f64::from(SECS)).abs() <= 0.5, "one continuous timeline across the switch: {duration}");
 }

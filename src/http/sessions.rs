@@ -111,6 +111,17 @@ pub struct SessionView {
     pub present: Vec<String>,
     pub attendance: Vec<Attendance>,
     pub records: Vec<Record>,
+    /// The session's recordings (details, files and players at /api/v1/recordings/{id}).
+    pub recordings: Vec<SessionRecording>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionRecording {
+    pub recording_id: i64,
+    pub status: String,
+    pub composite_status: Option<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -260,6 +271,11 @@ pub async fn load_view(state: &AppState, session_id: i64) -> Result<SessionView,
             .bind(session_id)
             .fetch_all(&state.db.pool)
             .await?;
+    let recordings: Vec<(i64, String, Option<String>, String, Option<String>)> =
+        sqlx::query_as("select recording_id, status, composite_status, started_at, ended_at from recording where session_id = $1 order by recording_id")
+            .bind(session_id)
+            .fetch_all(&state.db.pool)
+            .await?;
     let secs = |a: &str, b: &str| -> Option<i64> {
         let (a, b) = (humantime::parse_rfc3339(a).ok()?, humantime::parse_rfc3339(b).ok()?);
         Some(b.duration_since(a).ok()?.as_secs() as i64)
@@ -285,6 +301,7 @@ pub async fn load_view(state: &AppState, session_id: i64) -> Result<SessionView,
         present,
         attendance: attendance.into_iter().map(|(identity, joined_at, left_at)| Attendance { seconds: left_at.as_deref().and_then(|l| secs(&joined_at, l)), identity, joined_at, left_at }).collect(),
         records: records.into_iter().map(|r| Record { mediation_record_id: r.0, kind: r.1, department: r.2, author_staff_id: r.3, content: r.4, created_at: r.5 }).collect(),
+        recordings: recordings.into_iter().map(|r| SessionRecording { recording_id: r.0, status: r.1, composite_status: r.2, started_at: r.3, ended_at: r.4 }).collect(),
     })
 }
 

@@ -422,6 +422,9 @@ scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (s
   assert(await rec.count() === 1, 'one complete recording on the case');
   const recordingId = await rec.getAttribute('data-recording-id');
   const token = await staff.evaluate(() => JSON.parse(sessionStorage.getItem('jiefen.staff')).token);
+  const caseId = Number(new URL(staff.url()).hash.split('/')[1]);
+  const sessionsOfCase = await (await fetch(`${server.url}/api/v1/cases/${caseId}/sessions`, { headers: { Authorization: 'Bearer ' + token } })).json();
+  assert(sessionsOfCase[0].recordings.some(r => String(r.recording_id) === recordingId), 'the recording is listed on its session too');
   const detail = await (await fetch(`${server.url}/api/v1/recordings/${recordingId}`, { headers: { Authorization: 'Bearer ' + token } })).json();
   const tracks = detail.manifest.tracks;
   for (const t of tracks) console.log(`  track ${t.file}: ${t.codec} ${t.frames} frames, ${t.packets} packets, lost ${t.lost_packets}, dropped ${t.dropped_frames}, switches ${t.layer_switches}, sync ${t.sync}, starts ${t.start_ms} ms${t.problem ? ', PROBLEM ' + t.problem : ''}`);
