@@ -572,9 +572,9 @@ async fn integrity(database_url: Option<String>) {
     let secret = std::fs::read_to_string(n._dir.path().join("token.key")).expect("token key");
     let event = json!({ "type": "participant_joined", "room": conf["room"], "identity": "guest-1", "role": "official", "case_id": case_id, "at": 0 }).to_string();
     let signed = jiefen_signaling::webhook::sign(secret.trim().as_bytes(), event.as_bytes());
-    let (status, _) = hook(n.addr, Some(&signed), &event).await;
+    let (status, ..) = hook(n.addr, Some(&signed), &event).await;
     assert_eq!(status, 204);
-    let (status, _) = hook(n.addr, Some(&jiefen_signaling::webhook::sign(b"wrong secret", event.as_bytes())), &event).await;
+    let (status, ..) = hook(n.addr, Some(&jiefen_signaling::webhook::sign(b"wrong secret", event.as_bytes())), &event).await;
     assert_eq!(status, 401);
     let (_, view) = api(n.addr, "GET", &format!("/api/v1/sessions/{sid}"), Some(&n.admin), None).await;
     assert_eq!(view["present"], json!(["guest-1"]), "{view}");
@@ -604,15 +604,10 @@ async fn imports_versions_encryption_deadlines_postgres() {
 }
 
 /// POSTs a raw webhook body with the given Authorization header value.
-async fn hook(addr: SocketAddr, authorization: Option<&str>, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    let req = format!("POST /api/v1/hooks/session-events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.expect("read");
-    (buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), buf)
+async fn hook(addr: SocketAddr, authorization: Option<&str>, body: &str) -> (u16, Vec<u8>, String) {
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(authorization.map(|a| ("Authorization", a)));
+    common::raw(addr, "POST", "/api/v1/hooks/session-events", &headers, body.as_bytes()).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -816,16 +811,7 @@ async fn recordings_move_to_s3_compatible_storage() {
 
 /// GET with a Range header; (status, body, headers).
 async fn ranged_get(addr: SocketAddr, path: &str, range: &str) -> (u16, Vec<u8>, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRange: {range}\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("headers");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, buf[split + 4..].to_vec(), head)
+    common::raw(addr, "GET", path, &[("Range", range)], b"").await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1062,9 +1048,9 @@ async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
     // A repeated callback changes nothing; an unsigned one is refused.
     let event = json!({ "event_id": format!("{}-confirmed", confirmed["court_ref"].as_str().unwrap_or_default()), "package_id": confirmed["package_id"], "court_ref": confirmed["court_ref"], "status": "confirmed" }).to_string();
     let signed = jiefen::court::connector::sign(COURT_SECRET.as_bytes(), event.as_bytes(), jiefen::store::staff::unix_now());
-    let (status, _) = court_callback(n.addr, Some(&signed), &event).await;
+    let (status, ..) = court_callback(n.addr, Some(&signed), &event).await;
     assert_eq!(status, 204);
-    let (status, _) = court_callback(n.addr, Some(&jiefen::court::connector::sign(b"guess", event.as_bytes(), jiefen::store::staff::unix_now())), &event).await;
+    let (status, ..) = court_callback(n.addr, Some(&jiefen::court::connector::sign(b"guess", event.as_bytes(), jiefen::store::staff::unix_now())), &event).await;
     assert_eq!(status, 401);
     let (_, events) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/events"), Some(&n.admin), None).await;
     let count = |k: &str| events.as_array().expect("events").iter().filter(|e| e["kind"] == k).count();
@@ -1098,15 +1084,10 @@ async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
     n.shutdown().await;
 }
 
-async fn court_callback(addr: SocketAddr, signature: Option<&str>, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let sig = signature.map(|v| format!("X-Court-Signature: {v}\r\n")).unwrap_or_default();
-    let req = format!("POST /api/v1/court/callbacks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{sig}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.expect("read");
-    (buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), buf)
+async fn court_callback(addr: SocketAddr, signature: Option<&str>, body: &str) -> (u16, Vec<u8>, String) {
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(signature.map(|v| ("X-Court-Signature", v)));
+    common::raw(addr, "POST", "/api/v1/court/callbacks", &headers, body.as_bytes()).await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -193,6 +193,10 @@ impl Layer {
     }
 }
 
+fn arrival() -> String {
+    "arrival".into()
+}
+
 /// What a finished track reports for the manifest.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct TrackSummary {
@@ -213,6 +217,8 @@ pub struct TrackSummary {
     pub height: Option<u32>,
     /// How the track's timestamps were put on the recording's clock: `sender_report` (RTP time
     /// mapped to the publisher's wallclock, so its audio and video are in sync) or `arrival`.
+    /// (Manifests written before this field existed read as `arrival`.)
+    #[serde(default = "arrival")]
     pub sync: String,
     pub bytes: u64,
     pub sha256: Option<String>,
