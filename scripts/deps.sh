@@ -6,8 +6,8 @@
 set -euo pipefail
 set_name=${1:-run}
 RUN_PKGS=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev
-  libavdevice-dev libswscale-dev libswresample-dev)
-TEST_PKGS=(postgresql redis-server chromium fonts-wqy-microhei python3 python3-venv curl ffmpeg)
+  libavdevice-dev libswscale-dev libswresample-dev fonts-wqy-microhei)
+TEST_PKGS=(postgresql redis-server chromium python3 python3-venv curl ffmpeg poppler-utils)
 pkgs=("${RUN_PKGS[@]}")
 [ "$set_name" = test ] && pkgs+=("${TEST_PKGS[@]}")
 command -v node >/dev/null 2>&1 || { [ "$set_name" = test ] && pkgs+=(nodejs npm); }

@@ -913,6 +913,32 @@ async fn agreement_drafting_signing_and_seal() {
     let (status, err) = api(n.addr, "PUT", &format!("/api/v1/agreements/{id}"), Some(&mediator_token), Some(json!({ "version": 2, "fields": fields }))).await;
     assert_eq!((status, err["code"].as_str()), (409, Some("agreement_final")));
 
+    // The PDF: Chinese text, the hash on every page, the signatures, and a file signature that
+    // catches any changed byte.
+    let (status, pdf, ctype) = common::http_raw(n.addr, "GET", &format!("/api/v1/agreements/{id}/pdf"), Some(&n.admin), None).await;
+    assert_eq!((status, ctype.as_str()), (200, "application/pdf"));
+    assert!(pdf.starts_with(b"%PDF-1.7"));
+    let (status, check, _) = common::raw(n.addr, "POST", "/api/v1/agreements/pdf/verify", &[], &pdf).await;
+    assert_eq!((status, serde_json::from_slice::<Value>(&check).expect("json")["valid"].as_bool()), (200, Some(true)));
+    let mut forged = pdf.clone();
+    let at = forged.len() / 3;
+    forged[at] ^= 0x20;
+    let (_, check, _) = common::raw(n.addr, "POST", "/api/v1/agreements/pdf/verify", &[], &forged).await;
+    assert_eq!(serde_json::from_slice::<Value>(&check).expect("json")["valid"], false, "a changed byte is caught");
+    let file = std::env::var_os("JIEFEN_KEEP_PDF").map(std::path::PathBuf::from).unwrap_or_else(|| n._dir.path().join("agreement.pdf"));
+    std::fs::write(&file, &pdf).expect("write");
+    match std::process::Command::new("pdftotext").args(["-enc", "UTF-8"]).arg(&file).arg("-").output() {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            for needle in ["人民调解协议书", "退还押金人民币2600元", "签署记录", "张三", "李四", "王调解"] {
+                assert!(text.contains(needle), "{needle} in the PDF's text:\n{text}");
+            }
+            let pages = text.matches('\u{c}').count().max(1);
+            assert!(text.matches(v2.as_str()).count() >= pages, "the document hash on every one of {pages} pages");
+        }
+        _ => assert!(std::env::var("JIEFEN_REQUIRE_SERVICES").is_err(), "pdftotext (poppler-utils) is required to check the PDF's text"),
+    }
+
     // Someone edits the stored text: the hashes and the seal say so.
     sqlx::query("update agreement_version set body = replace(body, '2600', '260') where agreement_id = $1").bind(id).execute(&n.db.pool).await.expect("tamper");
     let (_, check) = api(n.addr, "GET", &format!("/api/v1/agreements/{id}/verify"), Some(&n.admin), None).await;

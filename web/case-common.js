@@ -49,6 +49,16 @@ export function signaturePad() {
   };
 }
 
+/// Fetches a file with the bearer token and hands it to the browser as a download.
+export async function download(path, token, filename) {
+  const res = await fetch(path, { headers: { Authorization: 'Bearer ' + token } });
+  if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+  const url = URL.createObjectURL(await res.blob());
+  const a = h('a', { href: url, download: filename });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 export const fmtTime = s => (s ? new Date(s).toLocaleString() : '');
 export const statusLabel = s => t('status_' + s);
 export const eventLabel = k => { const v = t('ev_' + k); return v === 'ev_' + k ? k : v; };

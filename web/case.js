@@ -2,7 +2,7 @@
 // code sent to their phone. No account.
 import { t, translate, lang, setLang } from '/i18n.js';
 import '/i18n-case.js';
-import { h, api, fmtTime, statusLabel, eventLabel, signaturePad } from '/case-common.js';
+import { h, api, fmtTime, statusLabel, eventLabel, signaturePad, download } from '/case-common.js';
 
 const $ = id => document.getElementById(id);
 let token = location.hash.length > 1 ? decodeURIComponent(location.hash.slice(1)) : sessionStorage.getItem('jiefen.party');
@@ -64,6 +64,7 @@ function agreementPanel(a, me) {
     h('pre', { class: 'document', text: a.body }),
     h('p', { class: 'hash', text: 'SHA-256 ' + a.sha256 }),
     h('p', {}, t('signed_by'), '：', signed || t('none')),
+    h('button', { type: 'button', 'data-testid': 'agreement-pdf', onclick: () => download(`/api/v1/party/agreements/${a.agreement_id}/pdf`, token, `agreement-${a.agreement_id}.pdf`).catch(e => flash(t('error') + e.message)), text: t('download_pdf') }),
     canSign ? h('div', {},
       h('p', { text: t('sign_here') }), pad.element,
       h('label', {}, t('code'), code),

@@ -3,7 +3,7 @@
 // assessments, follow-up; registration; the supervision queue.
 import { t, translate, lang, setLang } from '/i18n.js';
 import '/i18n-case.js';
-import { h, api as rawApi, ApiError, fmtTime, statusLabel, eventLabel, signaturePad } from '/case-common.js';
+import { h, api as rawApi, ApiError, fmtTime, statusLabel, eventLabel, signaturePad, download } from '/case-common.js';
 
 const $ = id => document.getElementById(id);
 const view = () => $('view');
@@ -271,6 +271,7 @@ async function agreementPanel(c, reload) {
     current ? h('pre', { class: 'document', text: current.body }) : null,
     current ? h('ul', {}, current.signers.map(s => h('li', { text: `${s.name}：${s.signed_at ? fmtTime(s.signed_at) : t('not_signed')}` }))) : null,
     current && current.seal ? h('p', { class: 'hash', text: 'seal ' + current.seal }) : null,
+    current ? h('button', { 'data-testid': 'agreement-pdf', onclick: () => download(`/api/v1/agreements/${current.agreement_id}/pdf`, session.token, `agreement-${current.agreement_id}.pdf`).catch(fail), text: t('download_pdf') }) : null,
     signing, form);
 }
 

@@ -3,4 +3,6 @@
 //! organisation's seal (an Ed25519 signature over what was signed).
 
 pub mod document;
+pub mod font;
+pub mod pdf;
 pub mod seal;

@@ -27,6 +27,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/agreements/{id}", get(detail).put(revise))
         .route("/api/v1/agreements/{id}/sign", post(mediator_sign))
         .route("/api/v1/agreements/{id}/verify", get(verify))
+        .route("/api/v1/agreements/{id}/pdf", get(pdf))
+        .route("/api/v1/agreements/pdf/verify", post(verify_pdf))
+        .route("/api/v1/party/agreements/{id}/pdf", get(party_pdf))
         .route("/api/v1/party/agreements", get(party_list))
         .route("/api/v1/party/agreements/{id}/code", post(party_code))
         .route("/api/v1/party/agreements/{id}/sign", post(party_sign))
@@ -421,6 +424,72 @@ pub async fn party_sign(
     let signer = format!("party-{}", grant.party_id);
     let by = SignedBy { signer, name, party_id: Some(grant.party_id), staff_id: None, client: client_of(&headers, peer), actor: format!("party:{}", grant.party_id) };
     Ok(Json(sign(&state, id, by, &req).await?))
+}
+
+/// The CJK font agreements are typeset in, loaded once (Debian: fonts-wqy-microhei or fonts-noto-cjk).
+fn pdf_font() -> Option<&'static crate::agreement::font::Font> {
+    static FONT: std::sync::OnceLock<Option<crate::agreement::font::Font>> = std::sync::OnceLock::new();
+    FONT.get_or_init(|| {
+        ["/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"]
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .find_map(|bytes| crate::agreement::font::Font::parse(&bytes).ok())
+    })
+    .as_ref()
+}
+
+async fn pdf_of(state: &AppState, id: i64) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let v = view(state, id).await?;
+    let font = pdf_font().ok_or_else(|| ApiError::conflict("no_cjk_font", "no CJK font is installed (Debian: fonts-wqy-microhei)", None))?;
+    let rows: Vec<(String, String, String, String, String)> =
+        sqlx::query_as("select signer_name, signed_at, ip, document_sha256, signature_image from agreement_signature where agreement_id = $1 and version = $2 order by signed_at")
+            .bind(id)
+            .bind(v.version)
+            .fetch_all(&state.db.pool)
+            .await?;
+    let signatures: Vec<crate::agreement::pdf::Signature> =
+        rows.into_iter().map(|(name, signed_at, ip, document_sha256, image)| crate::agreement::pdf::Signature { name, signed_at, ip, document_sha256, image }).collect();
+    let title = format!("agreement-{id}-v{}", v.version);
+    let seal = state.seal.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let input = crate::agreement::pdf::PdfInput { title: &title, body: &v.body, sha256: &v.sha256, signatures: &signatures, seal: v.seal.as_deref() };
+        crate::agreement::pdf::sign(crate::agreement::pdf::render(font, &input), &seal)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/pdf")], bytes).into_response())
+}
+
+/// The agreement as a PDF (Chinese text, the hash on every page, signatures, seal, and an
+/// integrity signature over the file).
+#[utoipa::path(get, path = "/api/v1/agreements/{id}/pdf", params(("id" = i64, Path)), responses((status = 200, content_type = "application/pdf")))]
+pub async fn pdf(State(state): State<AppState>, staff: Staff, Path(id): Path<i64>) -> Result<axum::response::Response, ApiError> {
+    let (_, case_id, ..) = row(&state, id).await?;
+    case_for(&state, &staff, case_id, Permission::ReadCase).await?;
+    pdf_of(&state, id).await
+}
+
+/// The party's copy of the agreement as a PDF.
+#[utoipa::path(get, path = "/api/v1/party/agreements/{id}/pdf", params(("id" = i64, Path)), responses((status = 200, content_type = "application/pdf")))]
+pub async fn party_pdf(State(state): State<AppState>, PartyAccess(grant): PartyAccess, Path(id): Path<i64>) -> Result<axum::response::Response, ApiError> {
+    let (_, case_id, ..) = row(&state, id).await?;
+    if case_id != grant.case_id {
+        return Err(ApiError::NotFound(format!("no agreement {id}")));
+    }
+    pdf_of(&state, id).await
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PdfCheck {
+    /// The file is byte for byte what the organisation issued.
+    pub valid: bool,
+}
+
+/// Checks an agreement PDF someone presents (the body is the PDF file).
+#[utoipa::path(post, path = "/api/v1/agreements/pdf/verify", responses((status = 200, body = PdfCheck)))]
+pub async fn verify_pdf(State(state): State<AppState>, body: axum::body::Bytes) -> Json<PdfCheck> {
+    Json(PdfCheck { valid: crate::agreement::pdf::verify(&body, &state.seal.public_key_base64()) })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

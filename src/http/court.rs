@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // row tuples mirror their select lists
 //! The court path on a case: judicial confirmation (司法确认) of an effective agreement, and
 //! one-click litigation (一键诉讼) after mediation failed. A package is assembled from the case,
 //! checked against the law's rules, and queued (the job queue is the outbox); the court's

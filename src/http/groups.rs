@@ -1,3 +1,4 @@
+#![allow(clippy::type_complexity)] // row tuples mirror their select lists
 //! Group disputes (群体性纠纷), e.g. hundreds of gym members against one gym: the members are
 //! imported from CSV as one case each under the group, every agreement is generated from one
 //! template with each member's amount, signing links go out in bulk, confirmations are applied

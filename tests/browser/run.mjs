@@ -570,7 +570,15 @@ scenario('agreement_signed_in_the_browser', () => withCall(async (server, browse
   const [agreement] = await call('GET', `/api/v1/cases/${c.case_id}/agreements`, null, admin);
   const check = await call('GET', `/api/v1/agreements/${agreement.agreement_id}/verify`, null, admin);
   assert(check.text_intact && check.signatures_match && check.seal_valid, 'text, signatures and seal check out: ' + JSON.stringify(check));
-  console.log(`  agreement ${agreement.agreement_id} v${agreement.version} in effect, sealed; saved test-artifacts/agreement-sign-390x844.png`);
+  // The PDF carries the three drawn signatures as images, and its file signature checks out.
+  const pdf = Buffer.from(await (await fetch(`${server.url}/api/v1/agreements/${agreement.agreement_id}/pdf`, { headers: { Authorization: 'Bearer ' + admin } })).arrayBuffer());
+  writeFileSync(ARTIFACTS + 'agreement.pdf', pdf);
+  const images = execFileSync('pdfimages', ['-list', ARTIFACTS + 'agreement.pdf'], { encoding: 'utf8' }).trim().split('\n').slice(2);
+  assert(images.length === 3, 'three signature images in the PDF: ' + images.join('\n'));
+  const pdfCheck = await (await fetch(`${server.url}/api/v1/agreements/pdf/verify`, { method: 'POST', body: pdf })).json();
+  assert(pdfCheck.valid, 'the PDF verifies');
+  execFileSync('pdftoppm', ['-r', '60', '-f', '2', '-l', '2', '-png', ARTIFACTS + 'agreement.pdf', ARTIFACTS + 'agreement-signatures']);
+  console.log(`  agreement ${agreement.agreement_id} v${agreement.version} in effect, sealed; PDF with ${images.length} signature images; saved test-artifacts/agreement-sign-390x844.png, agreement.pdf`);
 }, { RUST_LOG: 'warn,jiefen::auth::sms=info' }, [], { demo: true }));
 
 const wanted = process.argv.slice(2);
