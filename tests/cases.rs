@@ -1029,6 +1029,7 @@ async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
     .await;
     let services = jiefen::jobs::Services { storage: jiefen::storage::Storage::Local, court: Some(jiefen::court::connector::HttpCourt::new(&format!("http://127.0.0.1:{port}"), COURT_SECRET.as_bytes()).expect("court")) };
     let (case_id, agreement_id, mediator_token) = effective_agreement(&n, "13700000101", "13700000102").await;
+    act(&n, &mediator_token, case_id, "reach_agreement", None).await;
     let (_, courts) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/courts"), Some(&mediator_token), None).await;
     assert_eq!(courts[0]["court"]["court_id"], "bj-sjs", "{courts}");
     assert!(courts[0]["grounds"].as_array().is_some_and(|g| g.contains(&json!("organisation_location")) && g.contains(&json!("party_domicile"))), "{courts}");
@@ -1068,6 +1069,8 @@ async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
     let listing = sim_listing(port).await;
     assert_eq!((listing["requests"].as_u64(), listing["packages"].as_array().map(|p| p.len())), (Some(2), Some(1)), "delivered twice, filed once: {listing}");
     let confirmed = package_status(&n, case_id, "confirmed").await;
+    let (_, after) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}"), Some(&n.admin), None).await;
+    assert_eq!(after["status"], "closed", "the confirmed case moves on to closure (and its follow-up)");
     assert!(confirmed["document"]["text"].as_str().is_some_and(|t| t.contains("确认调解协议有效")), "{confirmed}");
     assert!(n.sms.last_to("13700000102").is_some_and(|t| t.contains("确认调解协议有效")), "the parties are told");
 

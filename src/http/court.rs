@@ -346,6 +346,16 @@ pub async fn callback(State(state): State<AppState>, headers: HeaderMap, body: B
         .execute(&mut *tx)
         .await?;
     cases::append_event(&mut tx, package.case_id, &format!("court_{status}"), "system:court", &serde_json::json!({ "package_id": package_id, "kind": package.kind, "court_ref": event["court_ref"], "reason": event["reason"], "missing": event["missing"] })).await?;
+    // The case moves on: a confirmed agreement or a filed lawsuit ends the mediation's work.
+    if let Some(case) = cases::load_tx(&mut tx, package.case_id).await?
+        && ((status == "confirmed" && case.status == "agreement_reached") || (status == "filed" && case.status == "mediation_failed"))
+        && let Ok(next) = crate::case::state::apply(case.status(), crate::case::CaseAction::Close)
+    {
+        let binds = vec![cases::Bind::Text(next.as_str().into()), cases::Bind::OptText(cases::stage_due(next, case.quick_track))];
+        if let cases::Guarded::Done = cases::guarded_update(&mut tx, case.case_id, case.version, "status = $1, stage_due_at = $2, escalation_level = 0", binds).await? {
+            cases::append_event(&mut tx, case.case_id, "close", "system:court", &serde_json::json!({ "from": case.status, "to": next.as_str(), "reason": format!("court {status}"), "package_id": package_id })).await?;
+        }
+    }
     tx.commit().await?;
     // The parties hear of it.
     let label = match status {
