@@ -312,6 +312,15 @@ function wire(c) {
     $('chat-panel').hidden = false;
   });
   c.addEventListener('recording', ev => { $('recording').hidden = !ev.detail.recording; refreshLabels(); });
+  // The agreement under review: everyone sees the same version and its hash.
+  c.addEventListener('document', ev => {
+    const d = ev.detail;
+    $('document-title').textContent = d.title;
+    $('document-version').textContent = `v${d.version}`;
+    $('document-body').textContent = d.body;
+    $('document-hash').textContent = 'SHA-256 ' + d.sha256;
+    $('document').hidden = false;
+  });
   c.addEventListener('muterequested', ev => {
     if (ev.detail.source === 'microphone' && !state.audioMuted) toggleAudio();
     notice(t('muted_by_host'));

@@ -119,6 +119,9 @@ pub enum ServerMessage {
     /// The loudest participant now, or `null` when nobody speaks.
     ActiveSpeaker { identity: Option<String> },
     Recording { recording: bool, by: String },
+    /// A document everyone in the session reviews together (the mediation agreement as drafted
+    /// or revised): the same version, with its hash, on every screen.
+    Document { kind: String, title: String, version: i64, sha256: String, body: String },
     /// A host asks this participant to mute a source.
     MuteRequested { source: Source, by: String },
     Caucus { groups: BTreeMap<String, String> },

@@ -217,6 +217,18 @@ impl Signaling {
         }
     }
 
+    /// Shows a document to everyone in the room (admitted members; the lobby waits).
+    pub fn share_document(&self, room: &str, document: ServerMessage) -> bool {
+        let room = self.inner.rooms.lock().ok().and_then(|r| r.get(room).cloned());
+        let Some(room) = room else { return false };
+        if let Ok(st) = room.state.lock() {
+            for m in st.members.values() {
+                m.send(document.clone());
+            }
+        }
+        true
+    }
+
     /// A recording ended on its own (the disk filled, the recorder failed): everyone sees the
     /// indicator go off, hosts are told why; the session itself goes on.
     pub fn recording_stopped(&self, room: &str, reason: &str) {

@@ -319,3 +319,17 @@ async fn a_recording_that_stops_on_its_own_is_announced_and_the_session_goes_on(
     send(&mut party, json!({"type": "ping"})).await;
     expect_type(&mut party, "pong").await;
 }
+
+#[tokio::test]
+async fn a_shared_document_reaches_every_member() {
+    let n = node(SignalingLimits::default()).await;
+    let mut med = joined(&n, "r10", "med", Role::Mediator).await;
+    let mut party = joined(&n, "r10", "zhang", Role::Party).await;
+    let doc = jiefen_signaling::proto::ServerMessage::Document { kind: "agreement".into(), title: "人民调解协议书".into(), version: 2, sha256: "ab".into(), body: "正文".into() };
+    assert!(n.signaling.share_document("r10", doc));
+    for ws in [&mut med, &mut party] {
+        let d = expect_type(ws, "document").await;
+        assert_eq!((d["version"].as_i64(), d["body"].as_str()), (Some(2), Some("正文")));
+    }
+    assert!(!n.signaling.share_document("no-such-room", jiefen_signaling::proto::ServerMessage::Document { kind: "x".into(), title: "x".into(), version: 1, sha256: String::new(), body: String::new() }));
+}

@@ -163,7 +163,20 @@ pub async fn draft_for(state: &AppState, staff: &Staff, case_id: i64, fields: &A
     let sha256 = store_version(&state, &mut tx, id, case_id, 1, fields, staff).await?;
     cases::append_event(&mut tx, case_id, "agreement_drafted", &staff.actor(), &serde_json::json!({ "agreement_id": id, "version": 1, "sha256": sha256 })).await?;
     tx.commit().await?;
+    share_in_session(&state, case_id, id).await;
     Ok(id)
+}
+
+/// Puts the current version on the screen of everyone in the case's live video session.
+async fn share_in_session(state: &AppState, case_id: i64, agreement_id: i64) {
+    let rooms: Vec<(String,)> = sqlx::query_as("select room from video_session where case_id = $1 and status = 'live'").bind(case_id).fetch_all(&state.db.pool).await.unwrap_or_default();
+    if rooms.is_empty() {
+        return;
+    }
+    let Ok(v) = view(state, agreement_id).await else { return };
+    for (room,) in rooms {
+        state.signaling.share_document(&room, jiefen_signaling::proto::ServerMessage::Document { kind: "agreement".into(), title: "人民调解协议书".into(), version: v.version, sha256: v.sha256.clone(), body: v.body.clone() });
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -198,6 +211,7 @@ pub async fn revise(State(state): State<AppState>, staff: Staff, Path(id): Path<
     let (dropped,): (i64,) = sqlx::query_as("select count(*) from agreement_signature where agreement_id = $1 and version = $2").bind(id).bind(version).fetch_one(&mut *tx).await?;
     cases::append_event(&mut tx, case_id, "agreement_revised", &staff.actor(), &serde_json::json!({ "agreement_id": id, "version": next, "sha256": sha256, "signatures_invalidated": dropped })).await?;
     tx.commit().await?;
+    share_in_session(&state, case_id, id).await;
     Ok(Json(view(&state, id).await?))
 }
 

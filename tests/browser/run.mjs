@@ -402,6 +402,23 @@ scenario('citizen_intake_staff_workbench_video_session', () => withCall(async (s
   await waitForMedia(citizen, [hostId], { timeoutMs: 45000 });
   console.log(`  ${hostId} and ${partyId} see and hear each other`);
 
+  // Reviewing the agreement together: drafting it during the call puts it on both screens.
+  const adminToken = await staff.evaluate(() => JSON.parse(sessionStorage.getItem('jiefen.staff')).token);
+  const caseIdNow = Number(new URL(staff.url()).hash.split('/')[1]);
+  const auth = { 'Content-Type': 'application/json', Authorization: 'Bearer ' + adminToken };
+  const caseNow = await (await fetch(`${server.url}/api/v1/cases/${caseIdNow}`, { headers: auth })).json();
+  await fetch(`${server.url}/api/v1/cases/${caseIdNow}/transitions`, { method: 'POST', headers: auth, body: JSON.stringify({ action: 'start_mediation', version: caseNow.version }) });
+  const drafted = await fetch(`${server.url}/api/v1/cases/${caseIdNow}/agreements`, { method: 'POST', headers: auth, body: JSON.stringify({
+    facts: '楼上装修噪音持续三个月。', disputes: '施工时间。', responsibilities: '李四应控制施工时间。',
+    terms: [{ content: '李四每日12时至14时、20时后不施工', performer: '李四', deadline: '2026-12-31', method: '' }] }) });
+  assert(drafted.status === 201, 'drafted during the call: ' + drafted.status);
+  for (const page of [host, citizen]) {
+    await page.getByTestId('shared-document').waitFor({ state: 'visible', timeout: 10000 });
+    assert(/李四每日12时至14时/.test(await page.locator('#document-body').textContent()), 'the agreement on every screen');
+  }
+  const hashes = await Promise.all([host, citizen].map(p => p.locator('#document-hash').textContent()));
+  assert(hashes[0] === hashes[1], 'the same version on both screens');
+
   // The mediator records four seconds; everyone sees the indicator.
   await host.getByTestId('toggle-recording').click();
   await citizen.getByTestId('recording-indicator').waitFor({ state: 'visible', timeout: 5000 });

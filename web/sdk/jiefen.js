@@ -131,6 +131,7 @@ export class JiefenClient extends EventTarget {
       case 'connection_quality': return this.emit('quality', { identity: m.identity, quality: m.quality });
       case 'active_speaker': this.activeSpeaker = m.identity; return this.emit('speaker', { identity: m.identity });
       case 'recording': this.recording = m.recording; return this.emit('recording', { recording: m.recording, by: m.by });
+      case 'document': return this.emit('document', { kind: m.kind, title: m.title, version: m.version, sha256: m.sha256, body: m.body });
       case 'mute_requested': return this.emit('muterequested', { source: m.source, by: m.by });
       case 'caucus': this.caucus = m.groups; return this.emit('caucus', { groups: m.groups });
       case 'connection_state': return this.emit('connectionstate', { state: m.state });
