@@ -1109,6 +1109,12 @@ async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
     jiefen::jobs::run_due(&n.db, &services).await.expect("run");
     let missing = package_status(&n, other, "materials_missing").await;
     assert!(missing["missing"].as_array().is_some_and(|m| !m.is_empty()), "{missing}");
+    // The plaintiff sees it on their progress page, with the list of materials.
+    let token = n_party_token(&n, other, plaintiff);
+    let (_, mine) = api(n.addr, "GET", "/api/v1/party/case", Some(&token), None).await;
+    assert_eq!((mine["court"][0]["kind"].as_str(), mine["court"][0]["status"].as_str()), (Some("filing"), Some("materials_missing")), "{mine}");
+    assert!(mine["court"][0]["missing"].as_array().is_some_and(|m| !m.is_empty()));
+    assert!(mine["steps"].as_array().expect("steps").iter().any(|s| s["kind"] == "court_materials_missing"));
     sim.abort();
     n.shutdown().await;
 }

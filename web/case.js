@@ -49,6 +49,8 @@ async function render() {
       h('dt', { text: t('due_by') }), h('dd', { text: fmtTime(c.due_at) || '—' }))),
     c.sessions.length ? h('section', { class: 'panel' }, h('h3', { text: t('my_sessions') }), h('ul', {}, c.sessions.map(s => h('li', {},
       `${fmtTime(s.scheduled_at)} · ${t('session_' + s.status)} `, s.join_url ? h('a', { href: s.join_url, 'data-testid': 'join', text: t('join_session') }) : null)))) : null,
+    c.court.length ? h('section', { class: 'panel', 'data-testid': 'court' }, h('h3', { text: t('court') }), h('ul', {}, c.court.map(k => h('li', {},
+      `${t('court_' + k.kind)} · ${t('court_status_' + k.status)} ${k.court_ref || ''}`, k.missing ? h('div', { class: 'error', text: k.missing.join('；') }) : null)))) : null,
     h('section', { class: 'panel' }, h('h3', { text: t('timeline') }),
       h('ol', { class: 'timeline', 'data-testid': 'steps' }, c.steps.map(s => h('li', {}, h('strong', { text: eventLabel(s.kind) }), ' · ', fmtTime(s.at)))))].filter(Boolean));
 }

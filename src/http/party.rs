@@ -161,6 +161,19 @@ pub struct PartyCaseView {
     pub next_step: Option<String>,
     pub due_at: Option<String>,
     pub sessions: Vec<PartySession>,
+    /// Judicial confirmation or litigation at the court, and where each stands.
+    pub court: Vec<PartyCourtStatus>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PartyCourtStatus {
+    /// `confirmation` or `filing`.
+    pub kind: String,
+    pub status: String,
+    pub court_ref: Option<String>,
+    pub reason: Option<String>,
+    /// Materials the court asked for.
+    pub missing: Option<Vec<String>>,
 }
 
 /// Kinds of events a party sees on their progress page.
@@ -182,6 +195,15 @@ const PUBLIC_EVENTS: &[&str] = &[
     "follow_up",
     "withdraw",
     "reopen",
+    "agreement_effective",
+    "confirmation_submitted",
+    "filing_submitted",
+    "court_accepted",
+    "court_not_accepted",
+    "court_confirmed",
+    "court_rejected",
+    "court_filed",
+    "court_materials_missing",
 ];
 
 fn next_step(status: CaseStatus) -> Option<&'static str> {
@@ -228,8 +250,15 @@ pub async fn my_case(State(state): State<AppState>, PartyAccess(grant): PartyAcc
         };
         sessions.push(PartySession { session_id: sid, scheduled_at: view.scheduled_at, status: view.status, join_url });
     }
+    let court: Vec<(String, String, Option<String>, Option<String>, Option<String>)> =
+        sqlx::query_as("select kind, status, court_ref, reason, missing from court_package where case_id = $1 order by created_at").bind(case.case_id).fetch_all(&state.db.pool).await?;
+    let court = court
+        .into_iter()
+        .map(|(kind, status, court_ref, reason, missing)| PartyCourtStatus { kind, status, court_ref, reason, missing: missing.and_then(|m| serde_json::from_str(&m).ok()) })
+        .collect();
     let status = case.status();
     Ok(Json(PartyCaseView {
+        court,
         case_number: case.case_number,
         title: case.title,
         status: case.status,
