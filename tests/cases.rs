@@ -840,6 +840,8 @@ async fn agreement_drafting_signing_and_seal() {
     bad["terms"][0]["deadline"] = json!("下周");
     let (status, err) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/agreements"), Some(&mediator_token), Some(bad)).await;
     assert_eq!((status, err["details"]["field"].as_str()), (422, Some("terms[0].deadline")), "{err}");
+    let (_, templates) = api(n.addr, "GET", "/api/v1/agreement-templates", Some(&mediator_token), None).await;
+    assert!(templates.as_array().is_some_and(|t| t.iter().any(|x| x["code"] == "house_lease_deposit")), "{templates}");
     let (status, a) = api(n.addr, "POST", &format!("/api/v1/cases/{case_id}/agreements"), Some(&mediator_token), Some(fields.clone())).await;
     assert_eq!(status, 201, "{a}");
     let id = a["agreement_id"].as_i64().expect("id");

@@ -46,7 +46,7 @@ const zh = {
   ag_facts: '纠纷主要事实', ag_disputes: '争议事项', ag_responsibilities: '各方当事人的责任', term_content: '协议内容', term_performer: '履行人', term_deadline: '履行期限', term_method: '履行方式', ag_draft: '起草调解协议', ag_revise: '保存修改（生成新版本）', not_signed: '未签署',
   court: '司法衔接', court_confirmation: '司法确认', court_filing: '一键诉讼', court_status_queued: '待发送', court_status_submitted: '已提交法院', court_status_accepted: '法院已受理', court_status_not_accepted: '不予受理', court_status_confirmed: '已确认有效', court_status_rejected: '驳回申请', court_status_filed: '已立案', court_status_materials_missing: '需补充材料', court_status_invalid: '材料不合格',
   ground_party_domicile: '当事人住所地', ground_subject_matter_location: '标的物所在地', ground_organisation_location: '调解组织所在地', apply_confirmation: '申请司法确认', claims: '诉讼请求（每行一项）', facts: '事实与理由', evidence: '证据（名称,来源,证明内容；多项以分号分隔）', claims_hint: '例如：判令被告退还押金3000元', facts_hint: '纠纷经过与理由', evidence_hint: '租赁合同,原告提供,租赁关系', file_lawsuit: '一键诉讼',
-  download_pdf: '下载协议书（PDF）',
+  download_pdf: '下载协议书（PDF）', ag_template: '从模板开始…',
   error: '出错了：',
 };
 
@@ -95,7 +95,7 @@ const en = {
   ag_facts: 'Main facts', ag_disputes: 'Matters in dispute', ag_responsibilities: "Each party's responsibility", term_content: 'Agreed term', term_performer: 'Performed by', term_deadline: 'By', term_method: 'How', ag_draft: 'Draft the agreement', ag_revise: 'Save (new version)', not_signed: 'not signed',
   court: 'Court', court_confirmation: 'Judicial confirmation', court_filing: 'Litigation', court_status_queued: 'Queued', court_status_submitted: 'Submitted', court_status_accepted: 'Accepted', court_status_not_accepted: 'Not accepted', court_status_confirmed: 'Confirmed valid', court_status_rejected: 'Rejected', court_status_filed: 'Filed', court_status_materials_missing: 'Materials missing', court_status_invalid: 'Refused as malformed',
   ground_party_domicile: "a party's domicile", ground_subject_matter_location: 'subject matter', ground_organisation_location: "the organisation's location", apply_confirmation: 'Apply for judicial confirmation', claims: 'Claims (one per line)', facts: 'Facts and reasons', evidence: 'Evidence (name, source, proves; items separated by ;)', claims_hint: 'e.g. return the deposit of 3000 yuan', facts_hint: 'What happened and why', evidence_hint: 'lease, plaintiff, the lease', file_lawsuit: 'One-click litigation',
-  download_pdf: 'Download the agreement (PDF)',
+  download_pdf: 'Download the agreement (PDF)', ag_template: 'Start from a template…',
   error: 'Error: ',
 };
 

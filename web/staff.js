@@ -249,7 +249,15 @@ async function agreementPanel(c, reload) {
   const editable = ['mediating', 'agreement_reached'].includes(c.status) && (!current || current.status === 'signing');
   const fields = () => ({ facts: facts.value, disputes: disputes.value, responsibilities: resp.value,
     terms: [{ content: tContent.value, performer: tPerformer.value, deadline: tDeadline.value, method: tMethod.value }, ...f.terms.slice(1)] });
+  let templates = [];
+  if (editable && !current) { try { templates = await api('GET', '/api/v1/agreement-templates'); } catch { templates = []; } }
+  const picker = templates.length ? h('select', { 'data-testid': 'agreement-template', onchange: ev => {
+    const tpl = templates.find(x => x.code === ev.target.value);
+    if (!tpl) return;
+    facts.value = tpl.facts; disputes.value = tpl.disputes; resp.value = tpl.responsibilities; tContent.value = tpl.term; tMethod.value = tpl.method;
+  } }, h('option', { value: '', text: t('ag_template') }), templates.filter(x => !x.categories.length || x.categories.includes(c.category_code)).map(x => h('option', { value: x.code, text: x.name }))) : null;
   const form = editable ? h('div', {},
+    picker,
     h('label', {}, t('ag_facts'), facts), h('label', {}, t('ag_disputes'), disputes), h('label', {}, t('ag_responsibilities'), resp),
     h('div', { class: 'grid n2' }, h('label', {}, t('term_content'), tContent), h('label', {}, t('term_performer'), tPerformer), h('label', {}, t('term_deadline'), tDeadline), h('label', {}, t('term_method'), tMethod)),
     h('button', { class: 'primary', 'data-testid': 'agreement-save', onclick: async () => {

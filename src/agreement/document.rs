@@ -47,6 +47,63 @@ pub struct Header {
     pub version: i64,
 }
 
+/// A starting point for drafting: the usual wording of a kind of dispute, edited to the case.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Template {
+    pub code: &'static str,
+    pub name: &'static str,
+    /// Categories it suits (empty: any).
+    pub categories: &'static [&'static str],
+    pub facts: &'static str,
+    pub disputes: &'static str,
+    pub responsibilities: &'static str,
+    pub term: &'static str,
+    pub method: &'static str,
+}
+
+pub const TEMPLATES: &[Template] = &[
+    Template {
+        code: "general",
+        name: "通用调解协议",
+        categories: &[],
+        facts: "申请人与被申请人因【事由】发生纠纷。经查，【主要事实】。",
+        disputes: "双方就【争议事项】存在争议。",
+        responsibilities: "【一方】应承担【责任】；【另一方】应【责任】。",
+        term: "【履行人】于【日期】前向【对方】【给付/履行内容】",
+        method: "银行转账",
+    },
+    Template {
+        code: "house_lease_deposit",
+        name: "房屋租赁押金纠纷",
+        categories: &["house_lease"],
+        facts: "申请人于【日期】租住被申请人位于【地址】的房屋，约定押金【金额】元。租期届满后，申请人已返还房屋，被申请人未退还押金。",
+        disputes: "押金是否应当退还及退还数额；房屋损坏的赔偿。",
+        responsibilities: "被申请人应退还押金；申请人对房屋【损坏情况】承担相应赔偿责任。",
+        term: "被申请人退还申请人押金人民币【金额】元",
+        method: "银行转账",
+    },
+    Template {
+        code: "property_fee",
+        name: "物业服务费纠纷",
+        categories: &["property_services"],
+        facts: "申请人为【小区】物业服务企业，被申请人为【房号】业主，自【日期】起未缴纳物业服务费。被申请人认为【服务问题】。",
+        disputes: "欠缴物业服务费的数额及服务质量问题的处理。",
+        responsibilities: "被申请人应补缴物业服务费；申请人应于【期限】内整改【服务问题】。",
+        term: "被申请人补缴物业服务费人民币【金额】元",
+        method: "物业服务中心缴纳",
+    },
+    Template {
+        code: "wage_arrears",
+        name: "劳动报酬纠纷",
+        categories: &["labour_contract"],
+        facts: "申请人于【日期】入职被申请人处，从事【岗位】工作，被申请人拖欠申请人【期间】工资。",
+        disputes: "拖欠工资的数额及支付时间。",
+        responsibilities: "被申请人应支付所欠劳动报酬。",
+        term: "被申请人支付申请人劳动报酬人民币【金额】元",
+        method: "银行转账",
+    },
+];
+
 pub const MAX_TEXT: usize = 5_000;
 pub const MAX_TERMS: usize = 30;
 

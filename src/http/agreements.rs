@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/agreements/{id}/sign", post(mediator_sign))
         .route("/api/v1/agreements/{id}/verify", get(verify))
         .route("/api/v1/agreements/{id}/pdf", get(pdf))
+        .route("/api/v1/agreement-templates", get(templates))
         .route("/api/v1/agreements/pdf/verify", post(verify_pdf))
         .route("/api/v1/party/agreements/{id}/pdf", get(party_pdf))
         .route("/api/v1/party/agreements", get(party_list))
@@ -438,6 +439,12 @@ pub async fn party_sign(
     let signer = format!("party-{}", grant.party_id);
     let by = SignedBy { signer, name, party_id: Some(grant.party_id), staff_id: None, client: client_of(&headers, peer), actor: format!("party:{}", grant.party_id) };
     Ok(Json(sign(&state, id, by, &req).await?))
+}
+
+/// Drafting templates (通用, 房屋租赁押金, 物业费, 劳动报酬), to start a draft from.
+#[utoipa::path(get, path = "/api/v1/agreement-templates", responses((status = 200, body = Vec<document::Template>)))]
+pub async fn templates(_staff: Staff) -> Json<&'static [document::Template]> {
+    Json(document::TEMPLATES)
 }
 
 /// The CJK font agreements are typeset in, loaded once (Debian: fonts-wqy-microhei or fonts-noto-cjk).

@@ -75,6 +75,9 @@ pub struct ConfirmationRequest {
     pub subject: Subject,
     /// Where the subject matter is (an address), if it matters for jurisdiction.
     pub subject_location: Option<String>,
+    /// Evidence the parties submit with the application (property rights, identity, ...).
+    #[serde(default)]
+    pub evidence: Vec<EvidenceItem>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -219,6 +222,7 @@ pub async fn confirm(state: &AppState, staff: &Staff, case_id: i64, req: &Confir
     let mut payload = common_part(&state, case_id).await?;
     if let Some(o) = payload.as_object_mut() {
         o.insert("application".into(), serde_json::json!({ "title": "确认调解协议申请书", "applicants": req.applicant_party_ids, "jointly": true, "court_grounds": court.grounds }));
+        o.insert("evidence".into(), serde_json::json!(req.evidence.iter().enumerate().map(|(i, e)| serde_json::json!({ "no": i + 1, "name": e.name, "source": e.source, "proves": e.proves })).collect::<Vec<_>>()));
         o.insert(
             "agreement".into(),
             serde_json::json!({

@@ -301,7 +301,14 @@ pub async fn confirm_all(State(state): State<AppState>, staff: Staff, Path(id): 
     .await?;
     for (case_id, agreement_id) in rows {
         let parties: Vec<(i64,)> = sqlx::query_as("select party_id from party where case_id = $1 and role in ('applicant', 'respondent')").bind(case_id).fetch_all(&state.db.pool).await?;
-        let request = ConfirmationRequest { agreement_id, court_id: req.court_id.clone(), applicant_party_ids: parties.into_iter().map(|p| p.0).collect(), subject: Default::default(), subject_location: None };
+        let request = ConfirmationRequest {
+            agreement_id,
+            court_id: req.court_id.clone(),
+            applicant_party_ids: parties.into_iter().map(|p| p.0).collect(),
+            subject: Default::default(),
+            subject_location: None,
+            evidence: Vec::new(),
+        };
         match super::court::confirm(&state, &staff, case_id, &request).await {
             Ok(_) => report.done += 1,
             Err(e) => report.errors.push(format!("case {case_id}: {e}")),

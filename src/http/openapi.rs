@@ -26,7 +26,7 @@ use super::AppState;
         super::recordings::list_for_case, super::recordings::detail, super::recordings::verify, super::recordings::file,
         super::agreements::draft, super::agreements::revise, super::agreements::detail, super::agreements::list_for_case, super::agreements::mediator_sign,
         super::agreements::party_list, super::agreements::party_code, super::agreements::party_sign, super::agreements::verify,
-        super::agreements::pdf, super::agreements::party_pdf, super::agreements::verify_pdf,
+        super::agreements::pdf, super::agreements::party_pdf, super::agreements::verify_pdf, super::agreements::templates,
         super::court::list_courts, super::court::proposed, super::court::apply_confirmation, super::court::file_lawsuit, super::court::packages, super::court::callback,
         super::groups::create, super::groups::import_members, super::groups::generate_agreements, super::groups::send_links, super::groups::confirm_all, super::groups::progress,
     ),
