@@ -21,8 +21,11 @@ pub async fn run(db: Db) {
 
 /// Raises the escalation level of every open case whose time has come; returns how many changed.
 pub async fn sweep(db: &Db, now: SystemTime) -> Result<usize, DbError> {
-    let open: Vec<String> = CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
-    let sql = format!("select case_id, status, case when quick_track then 1 else 0 end, stage_due_at, escalation_level, version from dispute_case where stage_due_at is not null and escalation_level < 2 and status in ({})", open.join(","));
+    let sql = format!(
+        "select case_id, status, {}, stage_due_at, escalation_level, version from dispute_case where stage_due_at is not null and escalation_level < 2 and status in ({})",
+        crate::db::flag("quick_track"),
+        CaseStatus::open_sql_list()
+    );
     let rows: Vec<(i64, String, i64, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?;
     let mut changed = 0;
     for (case_id, status, quick, due, level, version) in rows {

@@ -87,6 +87,11 @@ impl CaseStatus {
     pub fn is_open(self) -> bool {
         matches!(self, CaseStatus::Registered | CaseStatus::Accepted | CaseStatus::Assigned | CaseStatus::Mediating)
     }
+
+    /// The open statuses as an SQL list (`'registered','accepted',...`), for `status in (...)`.
+    pub fn open_sql_list() -> String {
+        CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(",")
+    }
 }
 
 impl CaseAction {

@@ -376,11 +376,7 @@ pub async fn party_code(State(state): State<AppState>, PartyAccess(grant): Party
     if n > 0 {
         return Err(ApiError::TooManyRequests("a code was sent less than a minute ago".into()));
     }
-    let code: String = {
-        use rand::Rng;
-        let mut rng = rand::rng();
-        (0..6).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
-    };
+    let code = crate::auth::one_time_code();
     sqlx::query("insert into signing_code (agreement_id, party_id, code_hash, attempts, expires_at, created_at) values ($1, $2, $3, 0, $4, $5)")
         .bind(id)
         .bind(grant.party_id)

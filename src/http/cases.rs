@@ -227,8 +227,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQ
 }
 
 pub fn open_clause() -> String {
-    let open: Vec<String> = CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
-    format!("c.status in ({})", open.join(","))
+    format!("c.status in ({})", CaseStatus::open_sql_list())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

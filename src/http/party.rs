@@ -67,11 +67,7 @@ pub async fn request_code(State(state): State<AppState>, ApiJson(req): ApiJson<C
     if n > 0 {
         return Err(ApiError::TooManyRequests(format!("a code was sent less than {CODE_INTERVAL_SECS} seconds ago")));
     }
-    let code: String = {
-        use rand::Rng;
-        let mut rng = rand::rng();
-        (0..6).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
-    };
+    let code = crate::auth::one_time_code();
     sqlx::query("insert into party_access_code (party_id, code_hash, attempts, expires_at, created_at) values ($1, $2, 0, $3, $4)")
         .bind(party_id)
         .bind(token_hash(&format!("{party_id}:{code}")))

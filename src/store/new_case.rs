@@ -134,14 +134,13 @@ pub async fn create(db: &Db, cipher: &FieldCipher, input: &CaseInput, origin: &O
 
 /// An open case in the same category with a party of the same phone or identity number.
 async fn find_duplicate(db: &Db, input: &CaseInput, indexes: &[(Option<String>, Option<String>)]) -> Result<Option<i64>, DbError> {
-    let open: Vec<String> = CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
+    let open = CaseStatus::open_sql_list();
     for (phone, id) in indexes {
         for (column, value) in [("phone_index", phone), ("id_number_index", id)] {
             let Some(value) = value else { continue };
             let sql = format!(
                 "select c.case_id from dispute_case c join party p on p.case_id = c.case_id \
-                 where p.{column} = $1 and c.category_code = $2 and c.status in ({}) order by c.case_id limit 1",
-                open.join(",")
+                 where p.{column} = $1 and c.category_code = $2 and c.status in ({open}) order by c.case_id limit 1"
             );
             let found: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(value).bind(input.category_code.trim()).fetch_optional(&db.pool).await?;
             if let Some((id,)) = found {

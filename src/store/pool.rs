@@ -6,13 +6,12 @@ use crate::case::matching::Candidate;
 use crate::db::{Db, DbError, flag};
 
 pub async fn candidates(db: &Db) -> Result<Vec<Candidate>, DbError> {
-    let open: Vec<String> = CaseStatus::ALL.iter().filter(|s| s.is_open()).map(|s| format!("'{}'", s.as_str())).collect();
     let sql = format!(
         "select m.mediator_id, m.name, m.kind, o.mediation_org_id, o.name, o.org_unit_id, m.specialties, m.languages, {}, m.max_load, \
          (select count(*) from dispute_case c where c.mediator_id = m.mediator_id and c.status in ({})) \
          from mediator m join mediation_org o on o.mediation_org_id = m.mediation_org_id order by m.mediator_id",
         flag("m.available"),
-        open.join(",")
+        CaseStatus::open_sql_list()
     );
     #[allow(clippy::type_complexity)] // mirrors the select list above
     let rows: Vec<(i64, String, String, i64, String, i64, String, String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?;
