@@ -1003,6 +1003,18 @@ async fn start_sim(port: u16, filing_outcome: &str) -> tokio::task::JoinHandle<s
     tokio::spawn(jiefen::court::sim::serve(listener, config))
 }
 
+/// A node whose court is the simulator on `port`, its jobs run by the test (`jobs::run_due`).
+async fn court_node(port: u16) -> (Node, jiefen::jobs::Services) {
+    let n = start_with(None, |c| {
+        c.court.url = Some(format!("http://127.0.0.1:{port}"));
+        c.court.secret = Some(COURT_SECRET.into());
+        c.worker_in_process = false;
+    })
+    .await;
+    let court = jiefen::court::connector::HttpCourt::new(&format!("http://127.0.0.1:{port}"), COURT_SECRET.as_bytes()).expect("court");
+    (n, jiefen::jobs::Services { storage: jiefen::storage::Storage::Local, court: Some(court) })
+}
+
 async fn sim_listing(port: u16) -> Value {
     let (_, v) = api(SocketAddr::from(([127, 0, 0, 1], port)), "GET", "/api/court/v1/packages", None, None).await;
     v
@@ -1023,13 +1035,7 @@ async fn package_status(n: &Node, case_id: i64, want: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn judicial_confirmation_and_litigation_through_the_court_simulator() {
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port").local_addr().expect("addr").port();
-    let n = start_with(None, |c| {
-        c.court.url = Some(format!("http://127.0.0.1:{port}"));
-        c.court.secret = Some(COURT_SECRET.into());
-        c.worker_in_process = false;
-    })
-    .await;
-    let services = jiefen::jobs::Services { storage: jiefen::storage::Storage::Local, court: Some(jiefen::court::connector::HttpCourt::new(&format!("http://127.0.0.1:{port}"), COURT_SECRET.as_bytes()).expect("court")) };
+    let (n, services) = court_node(port).await;
     let (case_id, agreement_id, mediator_token) = effective_agreement(&n, "13700000101", "13700000102").await;
     act(&n, &mediator_token, case_id, "reach_agreement", None).await;
     let (_, courts) = api(n.addr, "GET", &format!("/api/v1/cases/{case_id}/courts"), Some(&mediator_token), None).await;
@@ -1138,13 +1144,7 @@ async fn group_dispute_of_many_members() {
     let members: usize = std::env::var("JIEFEN_GROUP_MEMBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port").local_addr().expect("addr").port();
     let sim = start_sim(port, "filed").await;
-    let n = start_with(None, |c| {
-        c.court.url = Some(format!("http://127.0.0.1:{port}"));
-        c.court.secret = Some(COURT_SECRET.into());
-        c.worker_in_process = false;
-    })
-    .await;
-    let services = jiefen::jobs::Services { storage: jiefen::storage::Storage::Local, court: Some(jiefen::court::connector::HttpCourt::new(&format!("http://127.0.0.1:{port}"), COURT_SECRET.as_bytes()).expect("court")) };
+    let (n, services) = court_node(port).await;
     let org = first_org(&n).await;
     let m = mediator(&n, org, "周调解", "mediator").await;
     let (status, g) = api(n.addr, "POST", "/api/v1/groups", Some(&n.admin), Some(json!({

@@ -106,6 +106,30 @@ pub struct CaseSummary {
     pub version: i64,
 }
 
+impl CaseSummary {
+    /// The list line of a case: its org unit's name and the (masked) applicant beside it.
+    pub fn of(c: CaseRow, org_unit_name: String, applicant: Option<String>, applicant_phone: Option<String>, now: &str) -> CaseSummary {
+        CaseSummary {
+            overdue: c.overdue(now),
+            case_id: c.case_id,
+            case_number: c.case_number,
+            title: c.title,
+            status: c.status,
+            category_code: c.category_code,
+            org_unit_id: c.org_unit_id,
+            org_unit_name,
+            mediator_id: c.mediator_id,
+            applicant,
+            applicant_phone,
+            quick_track: c.quick_track,
+            stage_due_at: c.stage_due_at,
+            duplicate_of: c.duplicate_of,
+            created_at: c.created_at,
+            version: c.version,
+        }
+    }
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CasePage {
     pub items: Vec<CaseSummary>,
@@ -204,24 +228,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQ
             Some((name, enc)) => (Some(name), enc.and_then(|e| state.cipher.decrypt(&e).ok()).map(|p| mask_phone(&p))),
             None => (None, None),
         };
-        items.push(CaseSummary {
-            overdue: c.overdue(&now),
-            case_id: c.case_id,
-            case_number: c.case_number,
-            title: c.title,
-            status: c.status,
-            category_code: c.category_code,
-            org_unit_id: c.org_unit_id,
-            org_unit_name: unit_name,
-            mediator_id: c.mediator_id,
-            applicant,
-            applicant_phone: phone,
-            quick_track: c.quick_track,
-            stage_due_at: c.stage_due_at,
-            duplicate_of: c.duplicate_of,
-            created_at: c.created_at,
-            version: c.version,
-        });
+        items.push(CaseSummary::of(c, unit_name, applicant, phone, &now));
     }
     Ok(Json(CasePage { items, total, page, per_page }))
 }

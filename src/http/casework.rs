@@ -237,24 +237,7 @@ pub async fn supervision(State(state): State<AppState>, staff: Staff) -> Result<
         let (unit,): (String,) = sqlx::query_as("select name from org_unit where org_unit_id = $1").bind(c.org_unit_id).fetch_one(&state.db.pool).await?;
         out.push(SupervisionItem {
             reasons,
-            case: CaseSummary {
-                overdue: c.overdue(&now),
-                case_id: c.case_id,
-                case_number: c.case_number,
-                title: c.title,
-                status: c.status,
-                category_code: c.category_code,
-                org_unit_id: c.org_unit_id,
-                org_unit_name: unit,
-                mediator_id: c.mediator_id,
-                applicant: None,
-                applicant_phone: None,
-                quick_track: c.quick_track,
-                stage_due_at: c.stage_due_at,
-                duplicate_of: c.duplicate_of,
-                created_at: c.created_at,
-                version: c.version,
-            },
+            case: CaseSummary::of(c, unit, None, None, &now),
         });
     }
     Ok(Json(out))
