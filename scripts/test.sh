@@ -16,6 +16,8 @@ export JIEFEN_REQUIRE_SERVICES=1
 echo "== cargo test (PostgreSQL on :$PGPORT, Redis on :$RPORT, S3 on :$S3PORT)"
 cargo build --workspace --all-targets
 cargo test --workspace
+echo "== load-test smoke run (jiefen-loadtest thresholds)"
+scripts/smoke-loadtest.sh
 echo "== browser tests (headless Chromium)"
 (cd tests/browser && { [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund; })
 JIEFEN_BIN="$PWD/target/debug/jiefen" node tests/browser/run.mjs

@@ -293,8 +293,7 @@ fn participant(addr: SocketAddr, join_url: &str, identity: &str) -> jiefen_loadt
         identity: identity.into(),
         publish_audio: true,
         publish_video: true,
-        video_packet_bytes: 600,
-        video_packets_per_second: 30,
+        media: jiefen_loadtest::MediaSpec::Synthetic { bytes: 600, packets_per_second: 30 },
     })
 }
 

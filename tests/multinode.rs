@@ -57,8 +57,7 @@ fn participant(identity: &str, entry: Vec<String>) -> Participant {
         identity: identity.into(),
         publish_audio: true,
         publish_video: true,
-        video_packet_bytes: 800,
-        video_packets_per_second: 60,
+        media: jiefen_loadtest::MediaSpec::Synthetic { bytes: 800, packets_per_second: 60 },
     })
 }
 

@@ -1,7 +1,7 @@
 //! One synthetic participant: a websocket speaking `jiefen_signaling::proto` and a webrtc-rs
-//! peer connection that publishes synthetic audio and video and receives everyone else's.
-//! It follows redirects, renegotiates when tracks come and go, and on a lost connection
-//! rejoins through its entry URLs in turn (a stand-in for a load balancer).
+//! peer connection that publishes (see [`crate::publish`]) and receives everyone else's media
+//! (see [`crate::receive`]). It follows redirects, renegotiates when tracks come and go, and on a
+//! lost connection rejoins through its entry URLs in turn (a stand-in for a load balancer).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -10,25 +10,25 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use jiefen_signaling::proto::{ClientMessage, PublishedMid, ServerMessage, SubscribedMid, TrackInfo};
-use jiefen_signaling::token::Source;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCPeerConnectionState,
     RTCSessionDescription,
 };
 
-use crate::payload;
+use jiefen_signaling::token::Source;
+
+use crate::publish::{MediaSpec, Outgoing, SendCounters, outgoing};
+use crate::receive::TrackStats;
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// What one participant measured, per publisher it received from.
+/// What one participant received from one publisher (all its tracks together).
 #[derive(Debug, Default, Clone)]
 pub struct Received {
     pub packets: u64,
@@ -36,7 +36,6 @@ pub struct Received {
     pub corrupt: u64,
     pub video_packets: u64,
     pub audio_packets: u64,
-    /// Sum of one-way delays in µs (send time carried in the payload; same clock on loopback).
     pub delay_sum_us: u64,
     pub first_at: Option<Instant>,
     pub last_at: Option<Instant>,
@@ -44,12 +43,16 @@ pub struct Received {
 
 #[derive(Debug, Default)]
 pub struct Stats {
-    pub received: HashMap<String, Received>,
+    /// Per received track (keyed by the track id it arrived with).
+    pub tracks: HashMap<String, TrackStats>,
     pub joined_at: Option<Instant>,
     pub started_at: Option<Instant>,
+    /// When the media connection of the current session came up.
+    pub connected_at: Option<Instant>,
     pub joins: u32,
     pub redirects: u32,
-    pub sent_packets: u64,
+    /// NACK packets this participant sent (from the peer connection's statistics, per session).
+    pub nacks_sent: u64,
     pub errors: Vec<String>,
 }
 
@@ -61,13 +64,26 @@ pub struct ParticipantConfig {
     pub identity: String,
     pub publish_audio: bool,
     pub publish_video: bool,
-    /// Video payload bytes per packet and packets per second.
-    pub video_packet_bytes: usize,
-    pub video_packets_per_second: u32,
+    pub media: MediaSpec,
+}
+
+impl ParticipantConfig {
+    /// Synthetic media of `bytes` per video packet at `packets_per_second`.
+    pub fn synthetic(entry_urls: Vec<String>, token: String, identity: &str, bytes: usize, packets_per_second: u32) -> ParticipantConfig {
+        ParticipantConfig {
+            entry_urls,
+            token,
+            identity: identity.to_string(),
+            publish_audio: true,
+            publish_video: true,
+            media: MediaSpec::Synthetic { bytes, packets_per_second },
+        }
+    }
 }
 
 pub struct Participant {
     pub stats: Arc<Mutex<Stats>>,
+    pub sent: Arc<SendCounters>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -75,13 +91,36 @@ pub struct Participant {
 impl Participant {
     pub fn spawn(config: ParticipantConfig) -> Participant {
         let stats = Arc::new(Mutex::new(Stats { started_at: Some(Instant::now()), ..Stats::default() }));
+        let sent = Arc::new(SendCounters::default());
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(config, stats.clone(), stop_rx));
-        Participant { stats, stop, task }
+        let task = tokio::spawn(run(config, stats.clone(), sent.clone(), stop_rx));
+        Participant { stats, sent, stop, task }
     }
 
+    /// A participant driven by another signaling adapter (Janus): the caller's task fills `stats`.
+    pub fn from_parts(stats: Arc<Mutex<Stats>>, sent: Arc<SendCounters>, stop: watch::Sender<bool>, task: tokio::task::JoinHandle<()>) -> Participant {
+        Participant { stats, sent, stop, task }
+    }
+
+    /// Per publisher: what arrived from it.
     pub fn snapshot(&self) -> HashMap<String, Received> {
-        self.stats.lock().map(|s| s.received.clone()).unwrap_or_default()
+        let mut by_publisher: HashMap<String, Received> = HashMap::new();
+        let Ok(s) = self.stats.lock() else { return by_publisher };
+        for t in s.tracks.values() {
+            let r = by_publisher.entry(t.publisher.clone()).or_default();
+            r.packets += t.packets;
+            r.bytes += t.bytes;
+            r.corrupt += t.corrupt;
+            r.delay_sum_us += t.delay_sum_us;
+            if t.video { r.video_packets += t.packets } else { r.audio_packets += t.packets }
+            r.first_at = match (r.first_at, t.first_at) { (Some(a), Some(b)) => Some(a.min(b)), (a, b) => a.or(b) };
+            r.last_at = r.last_at.max(t.last_at);
+        }
+        by_publisher
+    }
+
+    pub fn tracks(&self) -> Vec<TrackStats> {
+        self.stats.lock().map(|s| s.tracks.values().cloned().collect()).unwrap_or_default()
     }
 
     pub fn joined_at(&self) -> Option<Instant> {
@@ -94,11 +133,11 @@ impl Participant {
     }
 }
 
-struct Handler {
-    states: mpsc::UnboundedSender<RTCPeerConnectionState>,
-    stats: Arc<Mutex<Stats>>,
+pub(crate) struct Handler {
+    pub states: mpsc::UnboundedSender<RTCPeerConnectionState>,
+    pub stats: Arc<Mutex<Stats>>,
     /// Our track id (the remote msid track id) → publisher identity.
-    publishers: Arc<Mutex<HashMap<String, String>>>,
+    pub publishers: Arc<Mutex<HashMap<String, String>>>,
 }
 
 #[async_trait::async_trait]
@@ -108,82 +147,42 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let stats = self.stats.clone();
-        let publishers = self.publishers.clone();
-        tokio::spawn(async move {
-            let id = track.track_id().await;
-            let video = track.kind().await == RtpCodecKind::Video;
-            while let Some(event) = track.poll().await {
-                match event {
-                    TrackRemoteEvent::OnRtpPacket(p) => {
-                        let publisher = publishers.lock().ok().and_then(|m| m.get(&id).cloned()).unwrap_or_else(|| id.clone());
-                        let Ok(mut s) = stats.lock() else { return };
-                        let r = s.received.entry(publisher).or_default();
-                        let now = Instant::now();
-                        r.packets += 1;
-                        r.bytes += p.payload.len() as u64;
-                        if video { r.video_packets += 1 } else { r.audio_packets += 1 }
-                        match payload::check(&p.payload) {
-                            Some((_, delay)) => r.delay_sum_us += delay,
-                            None => r.corrupt += 1,
-                        }
-                        r.first_at.get_or_insert(now);
-                        r.last_at = Some(now);
-                    }
-                    TrackRemoteEvent::OnEnded => break,
-                    _ => {}
-                }
-            }
-        });
+        crate::receive::spawn(track, self.stats.clone(), self.publishers.clone());
     }
 }
 
-struct Outgoing {
-    track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    pt: u8,
-    source: Source,
-    seq: u16,
-    counter: u64,
+/// A peer connection configured like a browser's: default codecs, MID/RID extensions, NACK,
+/// reports and TWCC, with keyframe requests delivered to the publishing tracks.
+pub(crate) async fn peer(
+    bind: &str,
+    stats: &Arc<Mutex<Stats>>,
+    publishers: &Arc<Mutex<HashMap<String, String>>>,
+) -> anyhow::Result<(Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<RTCPeerConnectionState>)> {
+    let mut engine = MediaEngine::default();
+    engine.register_default_codecs()?;
+    rtc::peer_connection::configuration::interceptor_registry::configure_simulcast_extension_headers(&mut engine)?;
+    let registry = rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors(
+        rtc::interceptor::Registry::new(),
+        &mut engine,
+    )?
+    .with(rtc::interceptor::Slot::from(jiefen_media::feedback::SLOT), jiefen_media::feedback::KeyframeRequestTap::default());
+    let (states_tx, states) = mpsc::unbounded_channel();
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler { states: states_tx, stats: stats.clone(), publishers: publishers.clone() }))
+        .with_udp_addrs(vec![bind.to_owned()])
+        .build()
+        .await?;
+    Ok((Arc::new(pc), states))
 }
 
-fn outgoing(source: Source) -> Outgoing {
-    let ssrc = rand::random::<u32>();
-    let (kind, mime, clock, channels, pt) = match source {
-        Source::Microphone => (RtpCodecKind::Audio, "audio/opus", 48000, 2, 111),
-        _ => (RtpCodecKind::Video, "video/VP8", 90000, 0, 96),
-    };
-    let track = MediaStreamTrack::new(
-        format!("lt-{ssrc}"),
-        format!("lt-{ssrc}-{source:?}"),
-        format!("{source:?}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec: RTCRtpCodec { mime_type: mime.into(), clock_rate: clock, channels, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
-            ..Default::default()
-        }],
-    );
-    Outgoing { track: Arc::new(TrackLocalStaticRTP::new(track)), ssrc, pt, source, seq: rand::random(), counter: 0 }
-}
-
-impl Outgoing {
-    async fn send(&mut self, len: usize, timestamp_step: u32) {
-        self.seq = self.seq.wrapping_add(1);
-        self.counter += 1;
-        let packet = rtc::rtp::packet::Packet {
-            header: rtc::rtp::header::Header {
-                version: 2,
-                payload_type: self.pt,
-                sequence_number: self.seq,
-                timestamp: (self.counter as u32).wrapping_mul(timestamp_step),
-                ssrc: self.ssrc,
-                marker: true,
-                ..Default::default()
-            },
-            payload: payload::make(self.counter, len),
-        };
-        let _ = self.track.write_rtp(packet).await;
+/// Adds the NACKs this connection sent to the participant's count (call once, at its end).
+pub(crate) async fn count_nacks(pc: &Arc<dyn PeerConnection>, stats: &Mutex<Stats>) {
+    let report = pc.get_stats(Instant::now(), rtc::statistics::StatsSelector::None).await;
+    let nacks: u64 = report.inbound_rtp_streams().map(|s| u64::from(s.nack_count)).sum();
+    if let Ok(mut s) = stats.lock() {
+        s.nacks_sent += nacks;
     }
 }
 
@@ -250,46 +249,26 @@ async fn join(config: &ParticipantConfig, stats: &Mutex<Stats>) -> anyhow::Resul
 }
 
 /// One session on one node: from join until the socket drops or `stop`.
-async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &Arc<SendCounters>, stop: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
     let (mut ws, tracks) = join(config, stats).await?;
-    let mut engine = MediaEngine::default();
-    engine.register_default_codecs()?;
-    // Like a browser: NACK, receiver reports, TWCC.
-    let registry = rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors(
-        rtc::interceptor::Registry::new(),
-        &mut engine,
-    )?;
-    let (states_tx, mut states) = mpsc::unbounded_channel();
     let publishers = Arc::new(Mutex::new(HashMap::new()));
-    let pc = PeerConnectionBuilder::new()
-        .with_media_engine(engine)
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { states: states_tx, stats: stats.clone(), publishers: publishers.clone() }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await?;
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-    let mut outs = Vec::new();
-    if config.publish_audio {
-        outs.push(outgoing(Source::Microphone));
-    }
-    if config.publish_video {
-        outs.push(outgoing(Source::Camera));
-    }
+    let (pc, mut states) = peer("127.0.0.1:0", stats, &publishers).await?;
+    let mut outs = outgoing(config.publish_audio, config.publish_video, &config.media);
     for o in &outs {
         pc.add_track(o.track.clone() as Arc<dyn TrackLocal>).await?;
     }
     let mut known: Vec<TrackInfo> = tracks;
     let mut subscribed: Vec<String> = Vec::new();
-    let mut deferred = negotiate(&pc, &mut ws, &config.identity, &outs, &known, &mut subscribed, &publishers).await?;
+    let mut deferred = negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?;
+    for o in &outs {
+        o.serve_keyframe_requests(sent.clone());
+    }
     if let Ok(mut s) = stats.lock() {
         s.joins += 1;
         s.joined_at.get_or_insert(Instant::now());
     }
-    let audio_every = Duration::from_millis(20);
-    let video_every = Duration::from_micros(1_000_000 / u64::from(config.video_packets_per_second.max(1)));
-    let mut audio_tick = tokio::time::interval(audio_every);
-    let mut video_tick = tokio::time::interval(video_every);
+    let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
+    let mut video_tick = tokio::time::interval(config.media.video_interval());
     let mut connected = false;
     let result = loop {
         tokio::select! {
@@ -298,32 +277,32 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, stop: &m
                 break Ok(());
             }
             s = states.recv() => match s {
-                Some(RTCPeerConnectionState::Connected) => connected = true,
+                Some(RTCPeerConnectionState::Connected) => {
+                    connected = true;
+                    if let Ok(mut s) = stats.lock() { s.connected_at = Some(Instant::now()); }
+                }
                 Some(RTCPeerConnectionState::Failed) => break Err(anyhow!("media connection failed")),
                 _ => {}
             },
             _ = audio_tick.tick(), if connected => {
                 for o in outs.iter_mut().filter(|o| o.source == Source::Microphone) {
-                    o.send(120, 960).await;
+                    o.tick_audio(&config.media, sent).await;
                 }
-                if let Ok(mut s) = stats.lock() { s.sent_packets += 1; }
             }
             _ = video_tick.tick(), if connected => {
-                let step = 90_000 / config.video_packets_per_second.max(1);
                 for o in outs.iter_mut().filter(|o| o.source == Source::Camera) {
-                    o.send(config.video_packet_bytes, step).await;
+                    o.tick_video(&config.media, sent).await;
                 }
-                if let Ok(mut s) = stats.lock() { s.sent_packets += 1; }
             }
             m = async { match deferred.pop() { Some(m) => Ok(m), None => next_message(&mut ws).await } } => match m {
                 Ok(ServerMessage::TrackPublished { track }) => {
                     known.retain(|t| t.id != track.id);
                     known.push(track);
-                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &outs, &known, &mut subscribed, &publishers).await?);
+                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?);
                 }
                 Ok(ServerMessage::TrackUnpublished { track }) => {
                     known.retain(|t| t.id != track);
-                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &outs, &known, &mut subscribed, &publishers).await?);
+                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?);
                 }
                 Ok(ServerMessage::Error { code, message }) => {
                     if let Ok(mut s) = stats.lock() { s.errors.push(format!("{code:?}: {message}")); }
@@ -336,6 +315,7 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, stop: &m
             }
         }
     };
+    count_nacks(&pc, stats).await;
     let _ = pc.close().await;
     result
 }
@@ -346,12 +326,16 @@ async fn negotiate(
     pc: &Arc<dyn PeerConnection>,
     ws: &mut Ws,
     me: &str,
-    outs: &[Outgoing],
+    outs: &mut [Outgoing],
     known: &[TrackInfo],
     subscribed: &mut Vec<String>,
     publishers: &Mutex<HashMap<String, String>>,
 ) -> anyhow::Result<Vec<ServerMessage>> {
     let wanted: Vec<&TrackInfo> = known.iter().filter(|t| t.publisher != me && !subscribed.contains(&t.id)).collect();
+    if outs.is_empty() && wanted.is_empty() && subscribed.is_empty() {
+        // Nothing to send or receive yet: an offer without m-lines is not an offer.
+        return Ok(Vec::new());
+    }
     for t in wanted {
         let kind = if t.kind == "audio" { RtpCodecKind::Audio } else { RtpCodecKind::Video };
         pc.add_transceiver_from_kind(
@@ -370,7 +354,14 @@ async fn negotiate(
     let lines = jiefen_media::sdp::media_sections(&sdp);
     let sending: Vec<&String> = lines.iter().filter(|(_, d)| d == "sendrecv" || d == "sendonly").map(|(m, _)| m).collect();
     let receiving: Vec<&String> = lines.iter().filter(|(_, d)| d == "recvonly").map(|(m, _)| m).collect();
-    let publish = outs.iter().zip(&sending).map(|(o, mid)| PublishedMid { mid: (*mid).clone(), source: o.source }).collect();
+    let publish = outs
+        .iter_mut()
+        .zip(&sending)
+        .map(|(o, mid)| {
+            o.mid = Some((*mid).clone());
+            PublishedMid { mid: (*mid).clone(), source: o.source }
+        })
+        .collect();
     // Receive-only m-lines in order = subscriptions in the order they were added; drop the gone.
     let live: HashSet<&String> = known.iter().map(|t| &t.id).collect();
     let subscribe = subscribed
@@ -395,13 +386,13 @@ async fn negotiate(
     }
 }
 
-async fn run(config: ParticipantConfig, stats: Arc<Mutex<Stats>>, mut stop: watch::Receiver<bool>) {
+async fn run(config: ParticipantConfig, stats: Arc<Mutex<Stats>>, sent: Arc<SendCounters>, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(250);
     loop {
         if *stop.borrow() {
             return;
         }
-        match session(&config, &stats, &mut stop).await {
+        match session(&config, &stats, &sent, &mut stop).await {
             Ok(()) => return,
             Err(e) => {
                 if let Ok(mut s) = stats.lock() {

@@ -1,43 +1,71 @@
-//! Synthetic media payloads: a counter, the send time and a checksum, behind two bytes that read
-//! as the start of a VP8 key frame so that an SFU forwards them at once.
+//! A 16-byte trailer on every RTP payload a synthetic publisher sends: a checksum of the bytes
+//! before it, the send time (µs since the Unix epoch; the same clock on loopback) and a magic
+//! number. Neither SFU looks past the codec's payload descriptor, so the trailer arrives as sent
+//! and gives each receiver integrity and one-way delay per packet.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub const HEADER: usize = 2 + 8 + 8;
+use bytes::{BufMut, Bytes, BytesMut};
+
+pub const TRAILER: usize = 4 + 8 + 4;
+const MAGIC: [u8; 4] = *b"JFt1";
 
 fn fnv(data: &[u8]) -> u32 {
     data.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
-fn now_micros() -> u64 {
+pub fn now_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-pub fn make(counter: u64, len: usize) -> bytes::Bytes {
-    let mut p = Vec::with_capacity(len.max(HEADER + 4));
-    p.extend_from_slice(&[0x10, 0x00]);
-    p.extend_from_slice(&counter.to_be_bytes());
-    p.extend_from_slice(&now_micros().to_be_bytes());
-    while p.len() < len.max(HEADER + 4) - 4 {
-        p.push((p.len() as u64 ^ counter) as u8);
-    }
-    let sum = fnv(&p);
-    p.extend_from_slice(&sum.to_be_bytes());
-    bytes::Bytes::from(p)
+/// `body` followed by its trailer.
+pub fn stamp(body: &[u8]) -> Bytes {
+    let mut p = BytesMut::with_capacity(body.len() + TRAILER);
+    p.extend_from_slice(body);
+    p.put_u32(fnv(body));
+    p.put_u64(now_micros());
+    p.extend_from_slice(&MAGIC);
+    p.freeze()
 }
 
-/// `(counter, one-way delay in µs)` of an intact payload; `None` when corrupt.
-pub fn check(p: &[u8]) -> Option<(u64, u64)> {
-    if p.len() < HEADER + 4 {
-        return None;
+/// A synthetic video payload of `len` bytes whose first two bytes read as the start of a VP8 key
+/// frame (so an SFU forwards it at once), then `counter`, filler, and the trailer.
+pub fn synthetic(counter: u64, len: usize) -> Bytes {
+    let body_len = len.saturating_sub(TRAILER).max(10);
+    let mut body = Vec::with_capacity(body_len);
+    body.extend_from_slice(&[0x10, 0x00]);
+    body.extend_from_slice(&counter.to_be_bytes());
+    while body.len() < body_len {
+        body.push((body.len() as u64 ^ counter) as u8);
     }
-    let (body, sum) = p.split_at(p.len() - 4);
-    if fnv(body) != u32::from_be_bytes(sum.try_into().ok()?) {
-        return None;
+    stamp(&body)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The one-way delay in µs.
+    Intact(u64),
+    Corrupt,
+}
+
+pub fn check(p: &[u8]) -> Check {
+    let Some(split) = p.len().checked_sub(TRAILER) else { return Check::Corrupt };
+    let (body, trailer) = p.split_at(split);
+    let sum = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    if trailer[12..] != MAGIC || fnv(body) != sum {
+        return Check::Corrupt;
     }
-    let counter = u64::from_be_bytes(body[2..10].try_into().ok()?);
-    let sent = u64::from_be_bytes(body[10..18].try_into().ok()?);
-    Some((counter, now_micros().saturating_sub(sent)))
+    let mut sent = [0u8; 8];
+    sent.copy_from_slice(&trailer[4..12]);
+    Check::Intact(now_micros().saturating_sub(u64::from_be_bytes(sent)))
+}
+
+/// The counter of an intact synthetic payload.
+pub fn synthetic_counter(p: &[u8]) -> Option<u64> {
+    match check(p) {
+        Check::Intact(_) => Some(u64::from_be_bytes(p.get(2..10)?.try_into().ok()?)),
+        Check::Corrupt => None,
+    }
 }
 
 #[cfg(test)]
@@ -46,12 +74,16 @@ mod tests {
 
     #[test]
     fn round_trip_and_corruption() {
-        let p = make(42, 300);
+        let p = synthetic(42, 300);
         assert_eq!(p.len(), 300);
-        assert_eq!(check(&p).map(|(c, _)| c), Some(42));
+        assert!(matches!(check(&p), Check::Intact(d) if d < 1_000_000));
+        assert_eq!(synthetic_counter(&p), Some(42));
         let mut bad = p.to_vec();
         bad[50] ^= 1;
-        assert_eq!(check(&bad), None);
-        assert_eq!(check(&[0u8; 5]), None);
+        assert_eq!(check(&bad), Check::Corrupt);
+        assert_eq!(check(&[0u8; 5]), Check::Corrupt);
+        let frame = stamp(b"\x10\x00vp8 bytes");
+        assert!(matches!(check(&frame), Check::Intact(_)));
+        assert_eq!(&frame[..11], b"\x10\x00vp8 bytes");
     }
 }

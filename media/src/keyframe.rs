@@ -34,20 +34,25 @@ pub fn is_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
 /// RFC 7741: the payload descriptor, then (at the start of partition 0) the VP8 frame header
 /// whose lowest bit is 0 for a key frame.
 fn vp8_keyframe(p: &[u8]) -> bool {
-    let Some(&first) = p.first() else { return false };
+    vp8_frame_start(p).and_then(|at| p.get(at)).is_some_and(|b| b & 0x01 == 0)
+}
+
+/// Where the VP8 frame header begins in a packet that starts partition 0 (RFC 7741 §4.2).
+fn vp8_frame_start(p: &[u8]) -> Option<usize> {
+    let first = *p.first()?;
     let extended = first & 0x80 != 0;
     let start = first & 0x10 != 0;
     let partition = first & 0x07;
     if !start || partition != 0 {
-        return false;
+        return None;
     }
     let mut at = 1usize;
     if extended {
-        let Some(&x) = p.get(at) else { return false };
+        let x = *p.get(at)?;
         at += 1;
         if x & 0x80 != 0 {
             // PictureID: 7 or 15 bits.
-            let Some(&pid) = p.get(at) else { return false };
+            let pid = *p.get(at)?;
             at += if pid & 0x80 != 0 { 2 } else { 1 };
         }
         if x & 0x40 != 0 {
@@ -57,7 +62,18 @@ fn vp8_keyframe(p: &[u8]) -> bool {
             at += 1; // TID / KEYIDX
         }
     }
-    p.get(at).is_some_and(|b| b & 0x01 == 0)
+    Some(at)
+}
+
+/// Width and height of the picture a VP8 key frame starts (RFC 6386 §9.1: the 3-byte frame tag,
+/// the start code 9d 01 2a, then 14-bit width and height), from its first RTP packet.
+pub fn vp8_keyframe_size(p: &[u8]) -> Option<(u16, u16)> {
+    let at = vp8_frame_start(p)?;
+    let h = p.get(at..at + 10)?;
+    if h[0] & 0x01 != 0 || h[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    Some((u16::from_le_bytes([h[6], h[7]]) & 0x3fff, u16::from_le_bytes([h[8], h[9]]) & 0x3fff))
 }
 
 /// VP9 payload descriptor (draft-ietf-payload-vp9): B (start of frame) set and P (inter-picture
@@ -97,6 +113,18 @@ fn h264_keyframe(p: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vp8_keyframe_size_from_the_frame_header() {
+        // Descriptor with a 15-bit picture id, then a key frame tag, start code, 640x360.
+        let p = [0x90, 0x80, 0x81, 0x23, 0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 0xff];
+        assert_eq!(vp8_keyframe_size(&p), Some((640, 360)));
+        let mut delta = p;
+        delta[4] |= 1;
+        assert_eq!(vp8_keyframe_size(&delta), None);
+        assert_eq!(vp8_keyframe_size(&p[..8]), None);
+        assert_eq!(vp8_keyframe_size(&[]), None);
+    }
 
     #[test]
     fn vp8_key_and_delta_frames() {

@@ -79,6 +79,8 @@ struct Inner {
     store: SessionStore,
     config: SignalingConfig,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
+    /// Held while a room is being created, so that joins racing for a new room end up in one.
+    creating_room: tokio::sync::Mutex<()>,
     draining: AtomicBool,
     going_away: broadcast::Sender<()>,
     events: broadcast::Sender<SessionEvent>,
@@ -209,6 +211,7 @@ impl Signaling {
                 store,
                 config,
                 rooms: Mutex::new(HashMap::new()),
+                creating_room: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
                 going_away,
                 events,
@@ -522,6 +525,11 @@ impl Signaling {
         if let Some(r) = self.room(id) {
             return Ok(r);
         }
+        let _creating = self.inner.creating_room.lock().await;
+        // Another join may have created it while this one waited.
+        if let Some(r) = self.room(id) {
+            return Ok(r);
+        }
         // Claim it in the store first: another node may have won the race.
         let owner = self
             .inner
@@ -543,15 +551,7 @@ impl Signaling {
         }
         let (handle, events) = self.inner.media.create_room(RoomId(id.to_string())).await.map_err(media_error)?;
         let room = Arc::new(Room { id: id.to_string(), handle, state: Mutex::new(RoomState::default()) });
-        let winner = {
-            let mut rooms = self.inner.rooms.lock().map_err(|_| JoinError::new(ErrorCode::Internal, "rooms poisoned"))?;
-            rooms.entry(id.to_string()).or_insert_with(|| room.clone()).clone()
-        };
-        if !Arc::ptr_eq(&winner, &room) {
-            // Another join created it at the same moment.
-            room.handle.close();
-            return Ok(winner);
-        }
+        self.inner.rooms.lock().map_err(|_| JoinError::new(ErrorCode::Internal, "rooms poisoned"))?.insert(id.to_string(), room.clone());
         self.emit(SessionEvent::SessionStarted { room: id.to_string() });
         let this = self.clone();
         let r = room.clone();

@@ -113,6 +113,31 @@ async fn participants_see_each_other_join_and_leave() {
     assert_eq!(left["identity"], "zhang");
 }
 
+/// Joins racing into a room that does not exist yet all land in one room (the media plane
+/// refuses a second room of the same id, which a join must never see).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_first_joins_share_one_room() {
+    let n = node(SignalingLimits::default()).await;
+    for round in 0..5 {
+        let room = format!("race-{round}");
+        // Connect everyone first, then send the joins together.
+        let mut sockets = Vec::new();
+        for i in 0..8 {
+            sockets.push((connect(&n).await, token(&n, &room, &format!("p{i}"), Role::Official, false)));
+        }
+        let joins = sockets.into_iter().map(|(mut ws, token)| {
+            tokio::spawn(async move {
+                send(&mut ws, json!({"type": "join", "token": token, "protocol": 1})).await;
+                recv(&mut ws).await
+            })
+        });
+        for j in futures_util::future::join_all(joins).await {
+            let first = j.expect("task");
+            assert_eq!(first["type"], "joined", "{first}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn lobby_waits_until_admitted_and_refusal_ends_it() {
     let n = node(SignalingLimits::default()).await;

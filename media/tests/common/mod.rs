@@ -95,12 +95,12 @@ impl PeerConnectionEventHandler for Handler {
 mod payload;
 
 pub fn make_payload(counter: u64, len: usize) -> bytes::Bytes {
-    payload::make(counter, len)
+    payload::synthetic(counter, len)
 }
 
 /// The counter of an intact payload; `None` when corrupt.
 pub fn check_payload(p: &[u8]) -> Option<u64> {
-    payload::check(p).map(|(counter, _)| counter)
+    payload::synthetic_counter(p)
 }
 
 pub struct Outgoing {
