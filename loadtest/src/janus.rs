@@ -198,13 +198,13 @@ async fn run_session(
     };
     let publishers = Arc::new(Mutex::new(HashMap::new()));
     let mut outs = outgoing(config.publish, config.publish, &config.media);
-    let (pub_pc, mut pub_states) = peer(&config.bind, stats, &publishers).await?;
+    let (pub_pc, mut pub_states) = peer(&config.bind, stats, &publishers).await.context("publisher peer connection")?;
     if config.publish {
         for o in &outs {
             pub_pc.add_track(o.track.clone() as Arc<dyn TrackLocal>).await?;
         }
-        let offer = pub_pc.create_offer(None).await?;
-        pub_pc.set_local_description(offer).await?;
+        let offer = pub_pc.create_offer(None).await.context("offer")?;
+        pub_pc.set_local_description(offer).await.context("local offer")?;
         let sdp = local_sdp(&pub_pc).await?;
         let sending: Vec<String> = jiefen_media::sdp::media_sections(&sdp).into_iter().filter(|(_, d)| d == "sendrecv" || d == "sendonly").map(|(m, _)| m).collect();
         for (o, mid) in outs.iter_mut().zip(sending) {
@@ -229,7 +229,7 @@ async fn run_session(
             o.serve_keyframe_requests(sent.clone());
         }
     }
-    let (sub_pc, _sub_states) = peer(&config.bind, stats, &publishers).await?;
+    let (sub_pc, _sub_states) = peer(&config.bind, stats, &publishers).await.context("subscriber peer connection")?;
     if let Ok(mut s) = stats.lock() {
         s.joins += 1;
         s.joined_at.get_or_insert(Instant::now());

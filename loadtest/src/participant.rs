@@ -133,7 +133,7 @@ impl Participant {
     }
 }
 
-pub(crate) struct Handler {
+pub struct Handler {
     pub states: mpsc::UnboundedSender<RTCPeerConnectionState>,
     pub stats: Arc<Mutex<Stats>>,
     /// Our track id (the remote msid track id) → publisher identity.
@@ -153,7 +153,7 @@ impl PeerConnectionEventHandler for Handler {
 
 /// A peer connection configured like a browser's: default codecs, MID/RID extensions, NACK,
 /// reports and TWCC, with keyframe requests delivered to the publishing tracks.
-pub(crate) async fn peer(
+pub async fn peer(
     bind: &str,
     stats: &Arc<Mutex<Stats>>,
     publishers: &Arc<Mutex<HashMap<String, String>>>,
@@ -167,7 +167,13 @@ pub(crate) async fn peer(
     )?
     .with(rtc::interceptor::Slot::from(jiefen_media::feedback::SLOT), jiefen_media::feedback::KeyframeRequestTap::default());
     let (states_tx, states) = mpsc::unbounded_channel();
+    // No mDNS: a synthetic participant needs no .local candidates, and the multicast socket would
+    // cost a port per participant (and fails in a namespace without a multicast route).
+    let settings = rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .build();
     let pc = PeerConnectionBuilder::new()
+        .with_setting_engine(settings)
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { states: states_tx, stats: stats.clone(), publishers: publishers.clone() }))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiefen_signaling::token::Source;
+pub use jiefen_signaling::token::Source;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -114,8 +114,11 @@ impl Outgoing {
             })
             .collect();
         let id = layers[0].ssrc;
+        // Highest layer first, as Janus expects (it reads the order of `a=simulcast`; jiefen goes by
+        // the RID names).
         let encodings = layers
             .iter()
+            .rev()
             .map(|l| RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters { rid: l.rid.to_string(), ssrc: Some(l.ssrc), ..Default::default() },
                 codec: RTCRtpCodec { mime_type: mime.into(), clock_rate: clock, channels, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
@@ -160,7 +163,7 @@ impl Outgoing {
         l.seq = l.seq.wrapping_add(1);
         let packet = rtc::rtp::packet::Packet {
             header: rtc::rtp::header::Header { version: 2, payload_type: pt, sequence_number: l.seq, timestamp, ssrc: l.ssrc, marker, ..Default::default() },
-            payload: payload::stamp(body),
+            payload: payload::stamp(body, if pt == 96 { vp8_descriptor_len(body) } else { 0 }),
         };
         let sent = match (mid, l.rid) {
             // A browser puts MID and RID on simulcast packets so the SFU can tell the layers apart.
@@ -198,8 +201,8 @@ impl Outgoing {
         match media {
             MediaSpec::Synthetic { bytes, packets_per_second } => {
                 let timestamp = self.ticks.wrapping_mul(90_000 / (*packets_per_second).max(1));
-                let p = payload::synthetic(u64::from(self.ticks), *bytes);
-                if self.write(0, &p[..p.len() - payload::TRAILER], timestamp, true).await {
+                let p = payload::synthetic_body(u64::from(self.ticks), *bytes);
+                if self.write(0, &p, timestamp, true).await {
                     counters.packets.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -225,6 +228,27 @@ impl Outgoing {
     }
 }
 
+/// The length of a VP8 payload descriptor (RFC 7741 §4.2). An SFU may rewrite it (Janus renumbers
+/// picture ids across simulcast layers), so the payload checksum starts after it.
+fn vp8_descriptor_len(p: &[u8]) -> usize {
+    let Some(&first) = p.first() else { return 0 };
+    if first & 0x80 == 0 {
+        return 1;
+    }
+    let Some(&x) = p.get(1) else { return p.len() };
+    let mut n = 2;
+    if x & 0x80 != 0 {
+        n += if p.get(n).is_some_and(|b| b & 0x80 != 0) { 2 } else { 1 };
+    }
+    if x & 0x40 != 0 {
+        n += 1;
+    }
+    if x & 0x30 != 0 {
+        n += 1;
+    }
+    n.min(p.len())
+}
+
 /// Outgoing tracks for a publisher of audio and/or video.
 pub fn outgoing(audio: bool, video: bool, media: &MediaSpec) -> Vec<Outgoing> {
     let mut outs = Vec::new();
@@ -235,4 +259,20 @@ pub fn outgoing(audio: bool, video: bool, media: &MediaSpec) -> Vec<Outgoing> {
         outs.push(Outgoing::new(Source::Camera, media));
     }
     outs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_descriptor_lengths() {
+        assert_eq!(vp8_descriptor_len(&[0x10, 0xaa]), 1);
+        // X, then I with a 15-bit picture id.
+        assert_eq!(vp8_descriptor_len(&[0x90, 0x80, 0x81, 0x23, 0xaa]), 4);
+        // X, I (7-bit), L, T.
+        assert_eq!(vp8_descriptor_len(&[0x90, 0xe0, 0x05, 0x01, 0x20, 0xaa]), 5);
+        assert_eq!(vp8_descriptor_len(&[0x90]), 1);
+        assert_eq!(vp8_descriptor_len(&[]), 0);
+    }
 }

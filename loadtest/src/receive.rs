@@ -142,7 +142,7 @@ mod tests {
     fn loss_reordering_and_wrap() {
         let epoch = Instant::now();
         let mut t = TrackStats { video: false, ..TrackStats::default() };
-        let body = payload::stamp(b"opus");
+        let body = payload::stamp(b"opus", 0);
         for (i, seq) in [65533u16, 65534, 0, 65535, 2, 3].into_iter().enumerate() {
             t.record(epoch + Duration::from_millis(20 * i as u64), epoch, seq, 960 * i as u32, &body);
         }

@@ -14,9 +14,9 @@ use bytes::BytesMut;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::interceptor::{SenderReportBuilder, Slot};
+use rtc::interceptor::{CongestionControlBuilder, SenderReportBuilder, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    configure_nack, configure_simulcast_extension_headers, configure_twcc,
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -35,6 +35,7 @@ use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDi
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
+use crate::bwe::{DownlinkEstimate, RateMeter, SharedGcc, SubscriberBwe, VideoDemand, layer_rates};
 use crate::forwarder::Forwarder;
 use crate::keyframe::{VideoCodec, is_keyframe};
 use crate::ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
@@ -151,6 +152,8 @@ struct PublishedTrack {
     layer_of_ssrc: HashMap<u32, u8>,
     /// Per layer: its SSRC and when it was last seen.
     layers: [Option<LayerSeen>; LAYERS],
+    /// Per layer: its bitrate (for the subscribers' bandwidth allocation).
+    rates: [RateMeter; LAYERS],
     /// Audio: the smoothed activity from the audio-level extension, and when it was last fed.
     activity: f32,
     activity_at: Option<Instant>,
@@ -211,6 +214,9 @@ impl Quality {
     }
 }
 
+/// RTP header and SRTP tag, added to the payload when metering a layer's bitrate.
+const RTP_OVERHEAD: usize = 12 + 10;
+
 /// Simulcast layers: q (quarter), h (half), f (full).
 pub const LAYERS: usize = 3;
 /// A layer must have flowed this long without a gap before subscribers switch up to it.
@@ -270,6 +276,8 @@ struct Downtrack {
     preferred_layer: u8,
     /// The layer being forwarded now.
     current_layer: Option<u8>,
+    /// The highest layer the subscriber's downlink affords now (`None`: not limited).
+    bwe_cap: Option<u8>,
 }
 
 struct Participant {
@@ -289,6 +297,8 @@ struct Participant {
     state: ConnectionState,
     /// Distinguishes this seat from earlier ones of the same identity.
     seat: u64,
+    /// The downlink estimate and the layer trials.
+    bwe: SubscriberBwe,
     quality: Option<Quality>,
 }
 
@@ -359,10 +369,13 @@ pub struct WorkerCore {
     next_seat: u64,
     next_speaker_check: Option<Instant>,
     next_quality_check: Option<Instant>,
+    next_allocation: Option<Instant>,
 }
 
 /// How often uplink quality is evaluated (and loss windows restarted).
 const QUALITY_INTERVAL: Duration = Duration::from_secs(2);
+/// How often each subscriber's videos are fitted to its downlink estimate.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Options when adding a participant.
 #[derive(Debug, Clone)]
@@ -393,6 +406,7 @@ impl WorkerCore {
             next_seat: 1,
             next_speaker_check: None,
             next_quality_check: None,
+            next_allocation: None,
         }
     }
 
@@ -453,7 +467,8 @@ impl WorkerCore {
                 break c;
             }
         };
-        let pc = new_peer_connection(now, &credentials).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        let downlink = std::sync::Arc::new(DownlinkEstimate::default());
+        let pc = new_peer_connection(now, &credentials, downlink.clone()).map_err(|e| MediaError::BadOffer(e.to_string()))?;
         self.by_ufrag.insert(credentials.ufrag.clone(), (room_id.clone(), pid.clone()));
         let seat = self.next_seat;
         self.next_seat += 1;
@@ -471,6 +486,7 @@ impl WorkerCore {
                 subscriptions: HashMap::new(),
                 state: ConnectionState::Connecting,
                 seat,
+                bwe: SubscriberBwe::new(downlink),
                 quality: None,
             },
         );
@@ -676,6 +692,7 @@ impl WorkerCore {
                     needs_keyframe: true,
                     preferred_layer: (LAYERS - 1) as u8,
                     current_layer: None,
+                    bwe_cap: None,
                 },
             );
         }
@@ -724,6 +741,7 @@ impl WorkerCore {
                 tap_keyframe_seen: false,
                 layer_of_ssrc: HashMap::new(),
                 layers: [None; LAYERS],
+                rates: [RateMeter::default(); LAYERS],
                 activity: 0.0,
                 activity_at: None,
                 spoke_at: None,
@@ -855,6 +873,10 @@ impl WorkerCore {
             self.next_quality_check = Some(now + QUALITY_INTERVAL);
             self.evaluate_quality();
         }
+        if self.next_allocation.is_none_or(|t| t <= now) {
+            self.next_allocation = Some(now + ALLOCATION_INTERVAL);
+            self.allocate_downlinks(now);
+        }
         let mut due = Vec::new();
         for (rid, room) in &mut self.rooms {
             for (pid, p) in &mut room.participants {
@@ -875,11 +897,54 @@ impl WorkerCore {
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let pcs = self.rooms.values_mut().flat_map(|r| r.participants.values_mut()).filter_map(|p| p.pc.poll_timeout()).min();
-        let timers = [self.next_speaker_check, self.next_quality_check];
+        let timers = [self.next_speaker_check, self.next_quality_check, self.next_allocation];
         let own = timers.into_iter().flatten().filter(|_| !self.rooms.is_empty()).min();
         match (pcs, own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// Fits each subscriber's videos to its downlink estimate: sets every video downtrack's layer
+    /// cap (see [`crate::bwe`]).
+    fn allocate_downlinks(&mut self, now: Instant) {
+        for room in self.rooms.values_mut() {
+            let tracks = &room.tracks;
+            for sub in room.participants.values_mut() {
+                let mut video_ids: Vec<&TrackId> =
+                    sub.subscriptions.keys().filter(|t| tracks.get(*t).is_some_and(|t| t.info.kind == Kind::Video)).collect();
+                if video_ids.is_empty() {
+                    continue;
+                }
+                video_ids.sort();
+                let other_bps: u64 = sub
+                    .subscriptions
+                    .keys()
+                    .filter_map(|t| tracks.get(t))
+                    .filter(|t| t.info.kind == Kind::Audio)
+                    .filter_map(|t| t.rates[0].bps(now))
+                    .sum();
+                let demands: Vec<VideoDemand> = video_ids
+                    .iter()
+                    .filter_map(|id| {
+                        let track = tracks.get(*id)?;
+                        let down = sub.subscriptions.get(*id)?;
+                        // Only layers the publisher sends can be asked for.
+                        let top = track.layers.iter().rposition(Option::is_some).unwrap_or(0) as u8;
+                        Some(VideoDemand { preferred: down.preferred_layer.min(top), rates: layer_rates(now, &track.rates) })
+                    })
+                    .collect();
+                if demands.len() != video_ids.len() {
+                    continue;
+                }
+                let caps = sub.bwe.caps(now, other_bps, &demands);
+                let ids: Vec<TrackId> = video_ids.into_iter().cloned().collect();
+                for (i, id) in ids.iter().enumerate() {
+                    if let Some(down) = sub.subscriptions.get_mut(id) {
+                        down.bwe_cap = caps.as_ref().and_then(|c| c.get(i).copied());
+                    }
+                }
+            }
         }
     }
 
@@ -1078,6 +1143,7 @@ impl WorkerCore {
             _ => now,
         };
         *slot = Some(LayerSeen { ssrc, last: now, since });
+        track.rates[usize::from(layer)].add(now, packet.payload.len() + RTP_OVERHEAD);
         if track.info.kind == Kind::Audio
             && let Some(level) = packet
                 .header
@@ -1127,7 +1193,8 @@ impl WorkerCore {
                 continue;
             }
             let Some(down) = sub.subscriptions.get_mut(&track_id) else { continue };
-            let target = if is_video { track.pick_layer(now, down.preferred_layer, down.current_layer) } else { Some(layer) };
+            let wanted = down.preferred_layer.min(down.bwe_cap.unwrap_or(down.preferred_layer));
+            let target = if is_video { track.pick_layer(now, wanted, down.current_layer) } else { Some(layer) };
             // Packets of layers other than the one being forwarded (or switched to) are ignored.
             let switching = down.current_layer.is_some() && down.current_layer != target;
             if Some(layer) != down.current_layer && Some(layer) != target {
@@ -1304,7 +1371,7 @@ fn random_token(len: usize) -> String {
     (0..len).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
 }
 
-fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+fn new_peer_connection(now: Instant, credentials: &IceCredentials, downlink: std::sync::Arc<DownlinkEstimate>) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_default_codecs()?;
     for (uri, kind) in [
@@ -1318,9 +1385,12 @@ fn new_peer_connection(now: Instant, credentials: &IceCredentials) -> Result<RTC
     // layer's packets once a receiver report acknowledges its SSRC, and rtc 0.21 forgets a layer's
     // SSRC ↔ rid binding at every renegotiation; without RRs the browser keeps the RID on, so the
     // layer binds again after each offer. The publisher's bandwidth estimate comes from TWCC.
+    // Towards the subscriber, TWCC numbers what the SFU sends and the returning feedback drives
+    // the downlink estimate (no pacer: packets leave as they are forwarded).
     let registry = configure_nack(Registry::new(), &mut media_engine);
     configure_simulcast_extension_headers(&mut media_engine)?;
-    let registry = configure_twcc_receiver_only(registry, &mut media_engine)?
+    let registry = configure_twcc(registry, &mut media_engine)?
+        .with(Slot::CongestionControl, CongestionControlBuilder::new(SharedGcc::new(downlink)).build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
         .with(Slot::from(crate::feedback::SLOT), crate::feedback::KeyframeRequestTap::default());
     let settings = SettingEngineBuilder::new()

@@ -347,3 +347,125 @@ async fn uplink_loss_shows_in_connection_quality() {
         relay.dropped.load(std::sync::atomic::Ordering::Relaxed)
     );
 }
+
+/// A subscriber behind a link that carries 700 kbit/s settles on a simulcast layer that fits (its
+/// congestion controller sees the loss); one on a clean link keeps the full layer. The publisher
+/// sends the load generator's VP8 fixtures in three layers (180p ~150 kbit/s, 360p ~500 kbit/s,
+/// 720p ~1.5 Mbit/s) and answers keyframe requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_constrained_downlink_gets_a_simulcast_layer_that_fits() {
+    use jiefen_loadtest::fixture::{self, Fixture};
+    use jiefen_loadtest::publish::{MediaSpec, Outgoing, SendCounters};
+    use jiefen_media::{OfferRequest, PublishIntent, SubscribeIntent};
+    use jiefen_media::TrackInfo;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use webrtc::media_stream::track_local::TrackLocal;
+    use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
+
+    let dir = std::env::temp_dir().join("jiefen-test-fixtures");
+    fixture::ensure(&dir).expect("ffmpeg makes the fixtures");
+    let media_spec = MediaSpec::Fixture(Arc::new(Fixture::load(&dir).expect("fixtures")));
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "bwe").await;
+    type Stats = Arc<Mutex<jiefen_loadtest::Stats>>;
+    async fn lt_peer() -> (Arc<dyn PeerConnection>, tokio::sync::mpsc::UnboundedReceiver<RTCPeerConnectionState>, Stats) {
+        let stats: Stats = Arc::default();
+        let (pc, states) = jiefen_loadtest::participant::peer("127.0.0.1:0", &stats, &Arc::default()).await.expect("peer");
+        (pc, states, stats)
+    }
+    async fn connected(states: &mut tokio::sync::mpsc::UnboundedReceiver<RTCPeerConnectionState>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while let Ok(Some(s)) = tokio::time::timeout_at(deadline, states.recv()).await {
+            if s == RTCPeerConnectionState::Connected {
+                return;
+            }
+        }
+        panic!("not connected in 15 s");
+    }
+    /// Offer → SFU → answer; returns the mid of the (only) m-line.
+    async fn negotiate(pc: &Arc<dyn PeerConnection>, room: &jiefen_media::RoomHandle, id: &str, publish: bool, subscribe: Option<&TrackInfo>, relay: Option<u16>) -> String {
+        let offer = pc.create_offer(None).await.expect("offer");
+        pc.set_local_description(offer).await.expect("local");
+        let sdp = pc.local_description().await.expect("sdp").sdp;
+        let lines = jiefen_media::sdp::media_sections(&sdp);
+        let mid = lines[0].0.clone();
+        let request = OfferRequest {
+            publish: if publish { vec![PublishIntent { mid: lines[0].0.clone(), source: Source::Camera }] } else { vec![] },
+            subscribe: subscribe.map(|t| vec![SubscribeIntent { mid: lines[0].0.clone(), track: t.id.clone() }]).unwrap_or_default(),
+            sdp,
+        };
+        let answer = room.apply_offer(jiefen_media::ParticipantId::from(id), request).await.expect("answer");
+        let answer = match relay {
+            Some(port) => via_relay(&answer, port),
+            None => answer,
+        };
+        pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("remote");
+        mid
+    }
+
+    let (publisher, mut publisher_states, _) = lt_peer().await;
+    room.add_participant("pub".into(), everyone()).await.expect("pub");
+    let mut camera = Outgoing::new(jiefen_loadtest::publish::Source::Camera, &media_spec);
+    publisher.add_track(camera.track.clone() as Arc<dyn TrackLocal>).await.expect("track");
+    camera.mid = Some(negotiate(&publisher, &room, "pub", true, None, None).await);
+    let sent = Arc::new(SendCounters::default());
+    camera.serve_keyframe_requests(sent.clone());
+    let track = published(&mut events, 1).await.remove(0);
+    let relay = LossyRelay::start_impaired(media.local_addrs()[0], Impairment::Police(700_000), false).await;
+    let mut viewers = Vec::new();
+    for (name, relay) in [("slow", Some(relay.port)), ("fast", None)] {
+        let (pc, states, stats) = lt_peer().await;
+        room.add_participant(name.into(), everyone()).await.expect("viewer");
+        pc.add_transceiver_from_kind(
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+            Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .expect("recvonly");
+        negotiate(&pc, &room, name, false, Some(&track), relay).await;
+        viewers.push((name, pc, states, stats));
+    }
+    connected(&mut publisher_states).await;
+    for v in viewers.iter_mut() {
+        connected(&mut v.2).await;
+    }
+    // 18 s of 30 fps; from 6 s on, sample the picture size each viewer receives.
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / 30));
+    let started = tokio::time::Instant::now();
+    let mut samples: HashMap<&str, Vec<(u16, u16)>> = HashMap::new();
+    let mut frame = 0u32;
+    while started.elapsed() < Duration::from_secs(18) {
+        tick.tick().await;
+        camera.tick_video(&media_spec, &sent).await;
+        frame += 1;
+        if started.elapsed() > Duration::from_secs(6) && frame % 8 == 0 {
+            for (name, _, _, stats) in &viewers {
+                let size = stats.lock().expect("stats").tracks.values().find_map(|t| t.frame_size);
+                samples.entry(name).or_default().extend(size);
+            }
+        }
+    }
+    let share_720 = |name: &str| {
+        let s = samples.get(name).cloned().unwrap_or_default();
+        s.iter().filter(|&&(w, _)| w == 1280).count() as f64 / s.len().max(1) as f64
+    };
+    let dropped = relay.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "FIGURE downlink estimate: 700 kbit/s link → {:.0}% of the time at 720p (sizes {:?}); clean link → {:.0}% at 720p; {dropped} packets policed",
+        share_720("slow") * 100.0,
+        samples.get("slow").map(|s| { let mut d = s.clone(); d.dedup(); d }),
+        share_720("fast") * 100.0
+    );
+    assert!(samples.get("slow").is_some_and(|s| s.len() > 20), "the slow viewer received video: {samples:?}");
+    assert!(share_720("slow") < 0.3, "the 700 kbit/s viewer was mostly below 720p");
+    assert!(share_720("fast") > 0.9, "the clean viewer kept 720p");
+    for (_, pc, _, _) in viewers {
+        let _ = pc.close().await;
+    }
+    let _ = publisher.close().await;
+}

@@ -263,21 +263,7 @@ impl Peer {
             )
             .await?;
         let answer = match relay {
-            Some(port) => answer
-                .lines()
-                .map(|l| {
-                    if l.starts_with("a=candidate:") {
-                        let mut f: Vec<String> = l.split(' ').map(str::to_string).collect();
-                        if f.len() > 5 {
-                            f[5] = port.to_string();
-                        }
-                        f.join(" ")
-                    } else {
-                        l.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\r\n"),
+            Some(port) => via_relay(&answer, port),
             None => answer,
         };
         self.pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("set remote");
@@ -302,6 +288,25 @@ impl Peer {
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// The SFU's answer with its candidate's port replaced by a relay's.
+pub fn via_relay(answer: &str, port: u16) -> String {
+    answer
+        .lines()
+        .map(|l| {
+            if l.starts_with("a=candidate:") {
+                let mut f: Vec<String> = l.split(' ').map(str::to_string).collect();
+                if f.len() > 5 {
+                    f[5] = port.to_string();
+                }
+                f.join(" ")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
 }
 
 /// Drains published-track events from a room until `n` have arrived.
@@ -340,6 +345,16 @@ pub struct LossyRelay {
     pub dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// What a relay does to media packets in the lossy direction.
+#[derive(Debug, Clone, Copy)]
+pub enum Impairment {
+    /// Drop every n-th media packet.
+    DropEvery(u64),
+    /// A policer: a token bucket of this many bits per second (and a tenth of that as burst);
+    /// media packets beyond it are dropped, like a congested mobile link.
+    Police(u64),
+}
+
 impl LossyRelay {
     pub async fn start(server: std::net::SocketAddr, drop_every: u64) -> LossyRelay {
         Self::start_directed(server, drop_every, false).await
@@ -347,6 +362,10 @@ impl LossyRelay {
 
     /// With `upstream`, the losses are on the way from the client to the SFU instead.
     pub async fn start_directed(server: std::net::SocketAddr, drop_every: u64, upstream: bool) -> LossyRelay {
+        Self::start_impaired(server, Impairment::DropEvery(drop_every), upstream).await
+    }
+
+    pub async fn start_impaired(server: std::net::SocketAddr, impairment: Impairment, upstream: bool) -> LossyRelay {
         let socket = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind relay"));
         let port = socket.local_addr().expect("addr").port();
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -355,6 +374,7 @@ impl LossyRelay {
             let mut client: Option<std::net::SocketAddr> = None;
             let mut buf = vec![0u8; 2048];
             let mut media_seen = 0u64;
+            let (mut tokens, mut refilled) = (0f64, std::time::Instant::now());
             while let Ok((n, from)) = socket.recv_from(&mut buf).await {
                 let data = &buf[..n];
                 let towards_client = from == server;
@@ -362,7 +382,22 @@ impl LossyRelay {
                 let is_rtp = n > 12 && (128..192).contains(&data[0]) && !(192..224).contains(&data[1]);
                 if is_rtp && towards_client != upstream {
                     media_seen += 1;
-                    if media_seen % drop_every == 0 {
+                    let drop = match impairment {
+                        Impairment::DropEvery(every) => media_seen % every == 0,
+                        Impairment::Police(bps) => {
+                            let now = std::time::Instant::now();
+                            let rate = bps as f64 / 8.0;
+                            tokens = (tokens + now.duration_since(refilled).as_secs_f64() * rate).min(rate / 10.0);
+                            refilled = now;
+                            if tokens >= n as f64 {
+                                tokens -= n as f64;
+                                false
+                            } else {
+                                true
+                            }
+                        }
+                    };
+                    if drop {
                         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
