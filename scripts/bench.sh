@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures the SFU with jiefen-loadtest against a release `jiefen serve` on loopback and prints
 # the figures quoted in docs/benchmarks.md. Usage: scripts/bench.sh [seconds per scenario]
+# (the churn scenario runs as long; give 600 for the ten minutes).
 # Both the server and the synthetic participants run on this machine; the server's own CPU time
 # and RSS come from /proc/<pid>, forwarded packets from /metrics.
 set -euo pipefail
@@ -23,6 +24,9 @@ run() {
   local after; after=$(forwarded)
   echo "  packets forwarded by the server: $((after - before)) ($(( (after - before) / SECS ))/s)"
 }
-run "one publisher to 10 subscribers (1 room)" --rooms 1 --publishers 1 --subscribers 10
-run "1:1 rooms x 8" --rooms 8 --publishers 2
-run "6-person room, everyone publishing" --rooms 1 --publishers 6
+# The shipped scenarios with the FFmpeg-made fixtures (VP8 simulcast 180p/360p/720p + Opus).
+run "one publisher to 10 subscribers (1 room)" --scenario broadcast
+run "1:1 rooms x 8" --scenario one-to-one
+run "6-person room, everyone publishing" --scenario mesh6
+# Churn: rooms of 4 publishers + 2 viewers, one participant replaced every second.
+run "churn (2 rooms of 6, one replaced per second)" --scenario churn --chart "target/churn.png"

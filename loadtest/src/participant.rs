@@ -310,6 +310,11 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &A
                     known.retain(|t| t.id != track);
                     deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?);
                 }
+                Ok(ServerMessage::PublishLayers { source, active }) => {
+                    for o in outs.iter_mut().filter(|o| o.source == source) {
+                        o.set_active_layers(&active, sent);
+                    }
+                }
                 Ok(ServerMessage::Error { code, message }) => {
                     if let Ok(mut s) = stats.lock() { s.errors.push(format!("{code:?}: {message}")); }
                 }

@@ -52,6 +52,8 @@ impl MediaSpec {
 pub struct SendCounters {
     pub packets: AtomicU64,
     pub keyframe_requests: AtomicU64,
+    /// Requests from the SFU to pause or resume simulcast layers.
+    pub layer_requests: AtomicU64,
 }
 
 /// A header extension whose value is a short string (MID, RID).
@@ -78,6 +80,8 @@ struct Layer {
     payloader: Vp8Payloader,
     rid: &'static str,
     keyframe_wanted: Arc<AtomicBool>,
+    /// The SFU may pause a layer nobody watches.
+    active: bool,
 }
 
 /// One outgoing track.
@@ -111,6 +115,7 @@ impl Outgoing {
                 },
                 rid,
                 keyframe_wanted: Arc::new(AtomicBool::new(false)),
+                active: true,
             })
             .collect();
         let id = layers[0].ssrc;
@@ -127,6 +132,26 @@ impl Outgoing {
             .collect();
         let track = MediaStreamTrack::new(format!("lt-{id}"), format!("lt-{id}-{source:?}"), format!("{source:?}"), kind, encodings);
         Outgoing { track: Arc::new(TrackLocalStaticRTP::new(track)), source, mid: None, layers, pt, ticks: 0 }
+    }
+
+    /// Pauses and resumes simulcast layers (lowest first) as the SFU asks; a resumed layer
+    /// starts with a key frame, as a browser's encoder does.
+    pub fn set_active_layers(&mut self, active: &[bool], counters: &SendCounters) {
+        if self.layers.len() < 2 {
+            return;
+        }
+        counters.layer_requests.fetch_add(1, Ordering::Relaxed);
+        for (l, on) in self.layers.iter_mut().zip(active) {
+            if *on && !l.active {
+                l.keyframe_wanted.store(true, Ordering::Relaxed);
+            }
+            l.active = *on;
+        }
+    }
+
+    /// Whether a simulcast layer (0 = q) is being sent.
+    pub fn layer_active(&self, layer: usize) -> bool {
+        self.layers.get(layer).is_some_and(|l| l.active)
     }
 
     /// Answers keyframe requests for this track (PLI/FIR naming one of its SSRCs) until the
@@ -210,6 +235,9 @@ impl Outgoing {
                 let timestamp = self.ticks.wrapping_mul(90_000 / fixture::FPS);
                 for layer in 0..self.layers.len() {
                     let l = &mut self.layers[layer];
+                    if !l.active {
+                        continue;
+                    }
                     if l.keyframe_wanted.swap(false, Ordering::Relaxed) && !fx.layers[layer][l.frame].keyframe {
                         l.frame = fx.next_keyframe(layer, l.frame);
                     }

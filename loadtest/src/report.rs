@@ -61,6 +61,8 @@ pub struct Report {
     pub nacks_sent: u64,
     pub late_packets: u64,
     pub keyframe_requests_answered: u64,
+    /// Requests from the SFU to pause or resume simulcast layers nobody watches.
+    pub layer_requests: u64,
     pub received_mbit_per_s: f64,
     pub jitter_ms_mean: f64,
     pub jitter_ms_max: f64,
@@ -155,6 +157,7 @@ impl Report {
             }
         }
         self.keyframe_requests_answered += p.sent.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed);
+        self.layer_requests += p.sent.layer_requests.load(std::sync::atomic::Ordering::Relaxed);
         self.add_tracks(&tracks);
     }
 
@@ -218,6 +221,7 @@ impl Report {
         row("packets received", format!("{} of {} ({:.2}%), lost {}, late {}", self.packets_received, self.packets_expected, self.delivery * 100.0, self.packets_lost, self.late_packets));
         row("corrupt payloads", self.corrupt.to_string());
         row("NACKs sent / keyframe requests", format!("{} / {} answered by publishers", self.nacks_sent, self.keyframe_requests_answered));
+        row("layer pause/resume requests", self.layer_requests.to_string());
         row("received", format!("{:.2} Mbit/s", self.received_mbit_per_s));
         row("jitter", format!("mean {:.2} ms, max {:.2} ms", self.jitter_ms_mean, self.jitter_ms_max));
         row("one-way delay", format!("mean {:.2} ms, max {:.1} ms", self.delay_ms_mean, self.delay_ms_max));

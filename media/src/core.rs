@@ -154,6 +154,10 @@ struct PublishedTrack {
     layers: [Option<LayerSeen>; LAYERS],
     /// Per layer: its bitrate (for the subscribers' bandwidth allocation).
     rates: [RateMeter; LAYERS],
+    /// Simulcast: the layers the publisher was last asked to send, and since when each has had
+    /// no viewer (it is paused after [`PAUSE_UNWATCHED_AFTER`]).
+    sending: [bool; LAYERS],
+    unwatched_since: [Option<Instant>; LAYERS],
     /// Audio: the smoothed activity from the audio-level extension, and when it was last fed.
     activity: f32,
     activity_at: Option<Instant>,
@@ -212,6 +216,44 @@ impl Quality {
             Quality::Poor
         }
     }
+}
+
+/// Which simulcast layers of each video someone watches (at the size it shows the video, within
+/// its downlink); layers unwatched for a while are to be paused at the publisher, layers wanted
+/// again resumed. While the room is recorded every layer is kept (the recorder takes the best).
+/// Returns the changes as (publisher, track, source, layers to send).
+fn pause_unwatched_layers(now: Instant, room: &mut Room) -> Vec<(ParticipantId, TrackId, Source, [bool; LAYERS])> {
+    let mut watched: HashMap<&TrackId, u8> = HashMap::new();
+    for sub in room.participants.values() {
+        for (id, down) in &sub.subscriptions {
+            let layer = down.preferred_layer.min(down.bwe_cap.unwrap_or(down.preferred_layer));
+            let top = watched.entry(id).or_insert(0);
+            *top = (*top).max(layer);
+        }
+    }
+    let recording = room.tap.is_some();
+    let mut changes = Vec::new();
+    for (id, track) in room.tracks.iter_mut() {
+        // Only simulcast publishers have layers to pause; the lowest is always kept.
+        if track.info.kind != Kind::Video || track.layers[1..].iter().all(Option::is_none) {
+            continue;
+        }
+        let top = if recording { (LAYERS - 1) as u8 } else { watched.get(id).copied().unwrap_or(0) };
+        let mut sending = track.sending;
+        for l in 1..LAYERS {
+            if l <= usize::from(top) {
+                sending[l] = true;
+                track.unwatched_since[l] = None;
+            } else if now.duration_since(*track.unwatched_since[l].get_or_insert(now)) >= PAUSE_UNWATCHED_AFTER {
+                sending[l] = false;
+            }
+        }
+        if sending != track.sending {
+            track.sending = sending;
+            changes.push((track.info.publisher.clone(), id.clone(), track.info.source, sending));
+        }
+    }
+    changes
 }
 
 /// RTP header and SRTP tag, added to the payload when metering a layer's bitrate.
@@ -376,6 +418,9 @@ pub struct WorkerCore {
 const QUALITY_INTERVAL: Duration = Duration::from_secs(2);
 /// How often each subscriber's videos are fitted to its downlink estimate.
 const ALLOCATION_INTERVAL: Duration = Duration::from_millis(500);
+/// A simulcast layer nobody has watched for this long is paused at the publisher (a layer that
+/// is wanted again is resumed at once).
+const PAUSE_UNWATCHED_AFTER: Duration = Duration::from_secs(3);
 
 /// Options when adding a participant.
 #[derive(Debug, Clone)]
@@ -742,6 +787,8 @@ impl WorkerCore {
                 layer_of_ssrc: HashMap::new(),
                 layers: [None; LAYERS],
                 rates: [RateMeter::default(); LAYERS],
+                sending: [true; LAYERS],
+                unwatched_since: [None; LAYERS],
                 activity: 0.0,
                 activity_at: None,
                 spoke_at: None,
@@ -908,7 +955,7 @@ impl WorkerCore {
     /// Fits each subscriber's videos to its downlink estimate: sets every video downtrack's layer
     /// cap (see [`crate::bwe`]).
     fn allocate_downlinks(&mut self, now: Instant) {
-        for room in self.rooms.values_mut() {
+        for (room_id, room) in self.rooms.iter_mut() {
             let tracks = &room.tracks;
             for sub in room.participants.values_mut() {
                 let mut video_ids: Vec<&TrackId> =
@@ -944,6 +991,9 @@ impl WorkerCore {
                         down.bwe_cap = caps.as_ref().and_then(|c| c.get(i).copied());
                     }
                 }
+            }
+            for (publisher, track, source, layers) in pause_unwatched_layers(now, room) {
+                self.events.push_back((room_id.clone(), MediaEvent::PublishLayers { participant: publisher, track, source, layers }));
             }
         }
     }

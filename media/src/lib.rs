@@ -36,6 +36,9 @@ pub enum MediaEvent {
     ConnectionQuality { participant: ParticipantId, quality: crate::core::Quality },
     /// A participant's peer connection reached or lost the connected state.
     ConnectionState { participant: ParticipantId, state: ConnectionState },
+    /// Which simulcast layers (q, h, f) of a track the publisher should send: layers nobody
+    /// watches are paused, and resumed when someone wants them again.
+    PublishLayers { participant: ParticipantId, track: TrackId, source: Source, layers: [bool; crate::core::LAYERS] },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -354,61 +354,19 @@ async fn uplink_loss_shows_in_connection_quality() {
 /// 720p ~1.5 Mbit/s) and answers keyframe requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_constrained_downlink_gets_a_simulcast_layer_that_fits() {
-    use jiefen_loadtest::fixture::{self, Fixture};
-    use jiefen_loadtest::publish::{MediaSpec, Outgoing, SendCounters};
-    use jiefen_media::{OfferRequest, PublishIntent, SubscribeIntent};
-    use jiefen_media::TrackInfo;
+    use jiefen_loadtest::publish::{Outgoing, SendCounters};
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use webrtc::media_stream::track_local::TrackLocal;
-    use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState, RTCSessionDescription};
 
-    let dir = std::env::temp_dir().join("jiefen-test-fixtures");
-    fixture::ensure(&dir).expect("ffmpeg makes the fixtures");
-    let media_spec = MediaSpec::Fixture(Arc::new(Fixture::load(&dir).expect("fixtures")));
+    let media_spec = fixture_media();
     let media = start_media(1);
     let (room, mut events) = room(&media, "bwe").await;
-    type Stats = Arc<Mutex<jiefen_loadtest::Stats>>;
-    async fn lt_peer() -> (Arc<dyn PeerConnection>, tokio::sync::mpsc::UnboundedReceiver<RTCPeerConnectionState>, Stats) {
-        let stats: Stats = Arc::default();
-        let (pc, states) = jiefen_loadtest::participant::peer("127.0.0.1:0", &stats, &Arc::default()).await.expect("peer");
-        (pc, states, stats)
-    }
-    async fn connected(states: &mut tokio::sync::mpsc::UnboundedReceiver<RTCPeerConnectionState>) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while let Ok(Some(s)) = tokio::time::timeout_at(deadline, states.recv()).await {
-            if s == RTCPeerConnectionState::Connected {
-                return;
-            }
-        }
-        panic!("not connected in 15 s");
-    }
-    /// Offer → SFU → answer; returns the mid of the (only) m-line.
-    async fn negotiate(pc: &Arc<dyn PeerConnection>, room: &jiefen_media::RoomHandle, id: &str, publish: bool, subscribe: Option<&TrackInfo>, relay: Option<u16>) -> String {
-        let offer = pc.create_offer(None).await.expect("offer");
-        pc.set_local_description(offer).await.expect("local");
-        let sdp = pc.local_description().await.expect("sdp").sdp;
-        let lines = jiefen_media::sdp::media_sections(&sdp);
-        let mid = lines[0].0.clone();
-        let request = OfferRequest {
-            publish: if publish { vec![PublishIntent { mid: lines[0].0.clone(), source: Source::Camera }] } else { vec![] },
-            subscribe: subscribe.map(|t| vec![SubscribeIntent { mid: lines[0].0.clone(), track: t.id.clone() }]).unwrap_or_default(),
-            sdp,
-        };
-        let answer = room.apply_offer(jiefen_media::ParticipantId::from(id), request).await.expect("answer");
-        let answer = match relay {
-            Some(port) => via_relay(&answer, port),
-            None => answer,
-        };
-        pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("remote");
-        mid
-    }
-
     let (publisher, mut publisher_states, _) = lt_peer().await;
     room.add_participant("pub".into(), everyone()).await.expect("pub");
     let mut camera = Outgoing::new(jiefen_loadtest::publish::Source::Camera, &media_spec);
     publisher.add_track(camera.track.clone() as Arc<dyn TrackLocal>).await.expect("track");
-    camera.mid = Some(negotiate(&publisher, &room, "pub", true, None, None).await);
+    camera.mid = Some(lt_negotiate(&publisher, &room, "pub", true, None, None).await);
     let sent = Arc::new(SendCounters::default());
     camera.serve_keyframe_requests(sent.clone());
     let track = published(&mut events, 1).await.remove(0);
@@ -427,12 +385,12 @@ async fn a_constrained_downlink_gets_a_simulcast_layer_that_fits() {
         )
         .await
         .expect("recvonly");
-        negotiate(&pc, &room, name, false, Some(&track), relay).await;
+        lt_negotiate(&pc, &room, name, false, Some(&track), relay).await;
         viewers.push((name, pc, states, stats));
     }
-    connected(&mut publisher_states).await;
+    lt_connected(&mut publisher_states).await;
     for v in viewers.iter_mut() {
-        connected(&mut v.2).await;
+        lt_connected(&mut v.2).await;
     }
     // 18 s of 30 fps; from 6 s on, sample the picture size each viewer receives.
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / 30));
@@ -467,5 +425,79 @@ async fn a_constrained_downlink_gets_a_simulcast_layer_that_fits() {
     for (_, pc, _, _) in viewers {
         let _ = pc.close().await;
     }
+    let _ = publisher.close().await;
+}
+
+/// Layers nobody watches are paused at the publisher and resumed when wanted: the only viewer
+/// shows the video small (q), so h and f are paused after a few seconds; it then shows it large
+/// and both come back (the publisher, honouring the requests, sends them again) and it receives
+/// 720p again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwatched_simulcast_layers_are_paused_and_resumed() {
+    use jiefen_loadtest::publish::{Outgoing, SendCounters};
+    use jiefen_media::MediaEvent;
+    use std::sync::Arc;
+    use webrtc::media_stream::track_local::TrackLocal;
+
+    let media_spec = fixture_media();
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "pause").await;
+    let (publisher, mut publisher_states, _) = lt_peer().await;
+    room.add_participant("pub".into(), everyone()).await.expect("pub");
+    let mut camera = Outgoing::new(jiefen_loadtest::publish::Source::Camera, &media_spec);
+    publisher.add_track(camera.track.clone() as Arc<dyn TrackLocal>).await.expect("track");
+    camera.mid = Some(lt_negotiate(&publisher, &room, "pub", true, None, None).await);
+    let sent = Arc::new(SendCounters::default());
+    camera.serve_keyframe_requests(sent.clone());
+    let track = published(&mut events, 1).await.remove(0);
+    let (viewer, mut viewer_states, stats) = lt_peer().await;
+    room.add_participant("viewer".into(), everyone()).await.expect("viewer");
+    viewer
+        .add_transceiver_from_kind(
+            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+            Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
+                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .expect("recvonly");
+    lt_negotiate(&viewer, &room, "viewer", false, Some(&track), None).await;
+    lt_connected(&mut publisher_states).await;
+    lt_connected(&mut viewer_states).await;
+    room.set_preferred_layer("viewer".into(), track.id.clone(), 0).await.expect("small");
+    let size = || stats.lock().expect("stats").tracks.values().find_map(|t| t.frame_size);
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / 30));
+    let started = tokio::time::Instant::now();
+    let mut requests: Vec<(Duration, [bool; 3])> = Vec::new();
+    let mut enlarged_at = None;
+    while started.elapsed() < Duration::from_secs(16) {
+        tick.tick().await;
+        camera.tick_video(&media_spec, &sent).await;
+        while let Ok(e) = events.try_recv() {
+            if let MediaEvent::PublishLayers { participant, layers, .. } = e {
+                assert_eq!(participant.0, "pub");
+                requests.push((started.elapsed(), layers));
+                camera.set_active_layers(&layers, &sent);
+            }
+        }
+        // Once h and f are paused, the viewer wants the large picture again.
+        if enlarged_at.is_none() && requests.last().is_some_and(|r| r.1 == [true, false, false]) {
+            assert_eq!(size(), Some((320, 180)), "the small viewer gets 180p");
+            room.set_preferred_layer("viewer".into(), track.id.clone(), 2).await.expect("large");
+            enlarged_at = Some(started.elapsed());
+        }
+    }
+    eprintln!("FIGURE layer pausing: requests {requests:?}, enlarged at {enlarged_at:?}, last size {:?}", size());
+    assert_eq!(requests.first().map(|r| r.1), Some([true, false, false]), "h and f paused while nobody watched them");
+    let paused_at = requests[0].0;
+    assert!(paused_at >= Duration::from_secs(3) && paused_at < Duration::from_secs(6), "paused after the grace period: {paused_at:?}");
+    let resumed = requests.get(1).expect("resumed when wanted");
+    assert_eq!(resumed.1, [true, true, true]);
+    assert!(resumed.0 - enlarged_at.expect("enlarged") < Duration::from_secs(1), "resumed at once: {requests:?}");
+    assert!(camera.layer_active(1) && camera.layer_active(2), "the publisher sends h and f again");
+    assert_eq!(size(), Some((1280, 720)), "the viewer is back on 720p");
+    let _ = viewer.close().await;
     let _ = publisher.close().await;
 }

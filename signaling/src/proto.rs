@@ -126,6 +126,9 @@ pub enum ServerMessage {
     MuteRequested { source: Source, by: String },
     Caucus { groups: BTreeMap<String, String> },
     ConnectionState { state: String },
+    /// To a publisher: which simulcast layers of a source to send, lowest first (`q`, `h`, `f`).
+    /// Layers nobody watches are paused to spare the uplink; they are asked for again when needed.
+    PublishLayers { source: Source, active: Vec<bool> },
     Removed { reason: String },
     SessionEnded { by: String },
     /// The node is shutting down; reconnect (the client retries with its token).

@@ -616,6 +616,11 @@ impl Signaling {
                     m.send(ServerMessage::ActiveSpeaker { identity: identity.clone() });
                 }
             }
+            MediaEvent::PublishLayers { participant, source, layers, .. } => {
+                if let Some(m) = st.members.get(&participant.0) {
+                    m.send(ServerMessage::PublishLayers { source: from_media_source(source), active: layers.to_vec() });
+                }
+            }
             MediaEvent::ConnectionState { participant, state } => {
                 if let Some(m) = st.members.get(&participant.0) {
                     let s = match state {

@@ -135,6 +135,7 @@ export class JiefenClient extends EventTarget {
       case 'mute_requested': return this.emit('muterequested', { source: m.source, by: m.by });
       case 'caucus': this.caucus = m.groups; return this.emit('caucus', { groups: m.groups });
       case 'connection_state': return this.emit('connectionstate', { state: m.state });
+      case 'publish_layers': return this.setPublishLayers(m.source, m.active);
       case 'removed': this.closedByUs = true; this.state = 'closed'; return this.emit('removed', { reason: m.reason });
       case 'session_ended': this.closedByUs = true; this.state = 'closed'; return this.emit('ended', { by: m.by });
       case 'going_away': return this.emit('goingaway', {});
@@ -226,6 +227,24 @@ export class JiefenClient extends EventTarget {
     this.local.delete(source);
     try { l.transceiver.sender.replaceTrack(null); l.transceiver.direction = 'inactive'; } catch {}
     return this.renegotiate();
+  }
+
+  // The server pauses simulcast layers nobody watches (and resumes them when someone does):
+  // the encoder stops producing them, which spares a phone's uplink and battery.
+  async setPublishLayers(source, active) {
+    const l = this.local.get(source);
+    if (!l || !Array.isArray(active)) return;
+    const sender = l.transceiver.sender;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const e of params.encodings) {
+      const i = SIMULCAST_LAYERS.findIndex(layer => layer.rid === e.rid);
+      if (i >= 0 && i < active.length && e.active !== !!active[i]) { e.active = !!active[i]; changed = true; }
+    }
+    if (!changed) return;
+    try { await sender.setParameters(params); } catch (err) { console.warn('jiefen: could not change simulcast layers', err); return; }
+    this.emit('publishlayers', { source, active });
   }
 
   // Muting detaches the track from its sender, so no packets leave at all (not just silence).

@@ -414,3 +414,51 @@ impl LossyRelay {
         LossyRelay { port, dropped }
     }
 }
+
+/// The load generator's fixtures (VP8 in three simulcast layers, Opus), made by FFmpeg once.
+pub fn fixture_media() -> jiefen_loadtest::publish::MediaSpec {
+    let dir = std::env::temp_dir().join("jiefen-test-fixtures");
+    jiefen_loadtest::fixture::ensure(&dir).expect("ffmpeg makes the fixtures");
+    jiefen_loadtest::publish::MediaSpec::Fixture(Arc::new(jiefen_loadtest::fixture::Fixture::load(&dir).expect("fixtures")))
+}
+
+pub type LtStats = Arc<Mutex<jiefen_loadtest::Stats>>;
+
+/// A peer connection of the load generator (browser-like: simulcast extensions, NACK, TWCC,
+/// keyframe requests to its tracks) with its receivers' statistics.
+pub async fn lt_peer() -> (Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<RTCPeerConnectionState>, LtStats) {
+    let stats: LtStats = Arc::default();
+    let (pc, states) = jiefen_loadtest::participant::peer("127.0.0.1:0", &stats, &Arc::default()).await.expect("peer");
+    (pc, states, stats)
+}
+
+pub async fn lt_connected(states: &mut mpsc::UnboundedReceiver<RTCPeerConnectionState>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while let Ok(Some(s)) = tokio::time::timeout_at(deadline, states.recv()).await {
+        if s == RTCPeerConnectionState::Connected {
+            return;
+        }
+    }
+    panic!("not connected in 15 s");
+}
+
+/// Offer → SFU → answer for a peer with one m-line (a camera it publishes, or one track it
+/// subscribes to); returns that m-line's mid.
+pub async fn lt_negotiate(pc: &Arc<dyn PeerConnection>, room: &RoomHandle, id: &str, publish: bool, subscribe: Option<&TrackInfo>, relay: Option<u16>) -> String {
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer).await.expect("local");
+    let sdp = pc.local_description().await.expect("sdp").sdp;
+    let mid = jiefen_media::sdp::media_sections(&sdp)[0].0.clone();
+    let request = OfferRequest {
+        publish: if publish { vec![PublishIntent { mid: mid.clone(), source: Source::Camera }] } else { vec![] },
+        subscribe: subscribe.map(|t| vec![SubscribeIntent { mid: mid.clone(), track: t.id.clone() }]).unwrap_or_default(),
+        sdp,
+    };
+    let answer = room.apply_offer(ParticipantId::from(id), request).await.expect("answer");
+    let answer = match relay {
+        Some(port) => via_relay(&answer, port),
+        None => answer,
+    };
+    pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("remote");
+    mid
+}
