@@ -59,6 +59,8 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 ' 
+# Keep the reports (the work directory is removed on exit).
+mkdir -p target/bench-vs-janus && cp "$WORK"/*.json target/bench-vs-janus/
 python3 - "$WORK" <<'PY'
 import json, glob, os, sys, statistics
 work = sys.argv[1]

@@ -138,6 +138,10 @@ impl Server {
             .await
             .map_err(|source| StartError::Database { url: redact_url(&url), source })?;
         crate::bootstrap::ensure_categories(&db).await.map_err(|source| StartError::Database { url: redact_url(&url), source })?;
+        let indexed = crate::store::search::backfill(&db).await.map_err(|source| StartError::Database { url: redact_url(&url), source })?;
+        if indexed > 0 {
+            tracing::info!(cases = indexed, "text search index built for existing cases");
+        }
         let demo_seeded = if options.demo {
             crate::bootstrap::seed_demo(&db).await.map_err(|source| StartError::Database { url: redact_url(&url), source })?
         } else {

@@ -588,6 +588,39 @@ async fn integrity(database_url: Option<String>) {
     assert_eq!(overdue["items"][0]["overdue"], true);
     let (_, queue) = api(n.addr, "GET", "/api/v1/supervision", Some(&n.admin), None).await;
     assert!(queue.as_array().expect("queue").iter().any(|c| c["case_id"] == case_id && c["reasons"][0] == "overdue"), "{queue}");
+
+    // Text search goes through the bigram index and LIKE confirms: Chinese and Latin text,
+    // digits, one character, wildcards taken literally, an edit that changes the text, and cases
+    // written before the index existed (backfilled).
+    let mut input = case_input(unit, "13700000009", "labour_contract");
+    input["title"] = json!("Wage arrears 欠薪第20号");
+    input["summary"] = json!("工资拖欠三个月 50%_off");
+    let (status, created) = api(n.addr, "POST", "/api/v1/cases", Some(&n.admin), Some(input)).await;
+    assert_eq!(status, 201, "{created}");
+    let wage = created["case_id"].as_i64().expect("id");
+    let found = async |q: &str| -> Vec<i64> {
+        let encoded: String = q.bytes().map(|b| format!("%{b:02X}")).collect();
+        let (status, page) = api(n.addr, "GET", &format!("/api/v1/cases?per_page=100&q={encoded}"), Some(&n.admin), None).await;
+        assert_eq!(status, 200, "{page}");
+        page["items"].as_array().expect("items").iter().filter_map(|c| c["case_id"].as_i64()).collect()
+    };
+    for q in ["欠薪第20号", "第2", "WAGE arrears", "欠", "50%_", "拖欠三个月"] {
+        assert!(found(q).await.contains(&wage), "{q} finds the case");
+    }
+    for q in ["5%0", "第21号", "退还押金"] {
+        assert!(!found(q).await.contains(&wage), "{q} does not find the case");
+    }
+    let untouched = report["created"][1]["case_id"].as_i64().expect("second imported case");
+    assert!(found("退还押金").await.contains(&untouched), "an imported case is found by its summary");
+    let v = version(&n, wage).await;
+    let (status, _) = api(n.addr, "PATCH", &format!("/api/v1/cases/{wage}"), Some(&n.admin), Some(json!({ "version": v, "title": "Rent 租金" }))).await;
+    assert_eq!(status, 200);
+    assert!(!found("欠薪").await.contains(&wage), "the old title is no longer indexed");
+    assert!(found("租金").await.contains(&wage) && found("rent").await.contains(&wage));
+    sqlx::query("delete from case_term where case_id = $1").bind(wage).execute(&n.db.pool).await.expect("forget");
+    assert!(!found("租金").await.contains(&wage), "the index, not a scan, answers");
+    assert!(jiefen::store::search::backfill(&n.db).await.expect("backfill") >= 1);
+    assert!(found("租金").await.contains(&wage), "backfilled");
     n.shutdown().await;
 }
 

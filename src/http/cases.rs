@@ -140,11 +140,6 @@ pub struct CasePage {
 
 pub const MAX_PER_PAGE: u32 = 100;
 
-fn like(s: &str) -> String {
-    // LIKE wildcards typed by the user are taken literally.
-    format!("%{}%", s.trim().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
-}
-
 /// Searches and lists the cases in the caller's scope.
 #[utoipa::path(get, path = "/api/v1/cases", params(ListQuery), responses((status = 200, body = CasePage), (status = 400, body = super::error::ErrorBody)))]
 pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<CasePage>, ApiError> {
@@ -165,18 +160,17 @@ pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQ
         w.add_raw(format!("c.org_unit_id in ({})", units.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(",")));
     }
     if let Some(n) = q.number.as_deref().filter(|s| !s.is_empty()) {
-        w.add("c.case_number like ? escape '\\'", Bind::Text(format!("{}%", like(n).trim_start_matches('%').trim_end_matches('%'))));
+        w.add("c.case_number like ? escape '\\'", Bind::Text(format!("{}%", crate::store::search::like_pattern(n).trim_start_matches('%').trim_end_matches('%'))));
     }
     if let Some(p) = q.party.as_deref().filter(|s| !s.is_empty()) {
-        w.add("c.case_id in (select case_id from party where name like ? escape '\\')", Bind::Text(like(p)));
+        w.add("c.case_id in (select case_id from party where name like ? escape '\\')", Bind::Text(crate::store::search::like_pattern(p)));
     }
     if let Some(phone) = q.phone.as_deref().filter(|s| !s.is_empty()) {
         let index = state.cipher.blind_index("phone", phone);
         w.add("c.case_id in (select case_id from party where phone_index = ?)", Bind::Text(index));
     }
-    if let Some(text) = q.q.as_deref().filter(|s| !s.is_empty()) {
-        let pattern = like(&text.to_lowercase());
-        w.add_many("(lower(c.title) like ? escape '\\' or lower(c.summary) like ? escape '\\')", vec![Bind::Text(pattern.clone()), Bind::Text(pattern)]);
+    if let Some(text) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
+        crate::store::search::restrict(&mut w, text);
     }
     let now = now_text();
     if q.overdue == Some(true) {
@@ -217,14 +211,25 @@ pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQ
         rows_q = b.bind_to(rows_q);
     }
     let rows = rows_q.fetch_all(&state.db.pool).await?;
-    let mut items = Vec::with_capacity(rows.len());
+    let mut cases = Vec::with_capacity(rows.len());
     for row in rows {
         use sqlx::{FromRow, Row};
-        let c = CaseRow::from_row(&row)?;
         let unit_name: String = row.try_get("org_unit_name")?;
-        let applicant: Option<(String, Option<String>)> =
-            sqlx::query_as("select name, phone_enc from party where case_id = $1 and role = 'applicant' order by party_id limit 1").bind(c.case_id).fetch_optional(&state.db.pool).await?;
-        let (applicant, phone) = match applicant {
+        cases.push((CaseRow::from_row(&row)?, unit_name));
+    }
+    // Each case's first applicant, for the whole page in one query.
+    let mut applicants: std::collections::HashMap<i64, (String, Option<String>)> = std::collections::HashMap::new();
+    if !cases.is_empty() {
+        let ids: Vec<String> = cases.iter().map(|(c, _)| c.case_id.to_string()).collect();
+        let sql = format!("select case_id, name, phone_enc from party where role = 'applicant' and case_id in ({}) order by party_id", ids.join(","));
+        let parties: Vec<(i64, String, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&state.db.pool).await?;
+        for (case_id, name, enc) in parties {
+            applicants.entry(case_id).or_insert((name, enc));
+        }
+    }
+    let mut items = Vec::with_capacity(cases.len());
+    for (c, unit_name) in cases {
+        let (applicant, phone) = match applicants.remove(&c.case_id) {
             Some((name, enc)) => (Some(name), enc.and_then(|e| state.cipher.decrypt(&e).ok()).map(|p| mask_phone(&p))),
             None => (None, None),
         };
@@ -414,6 +419,9 @@ pub async fn edit(State(state): State<AppState>, staff: Staff, Path(id): Path<i6
     guarded(cases::guarded_update(&mut tx, id, e.version, &sets.join(", "), binds).await?, id)?;
     cases::append_event(&mut tx, id, "edited", &staff.actor(), &serde_json::Value::Object(changed)).await?;
     let row = cases::load_tx(&mut tx, id).await?.ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;
+    if e.title.is_some() || e.summary.is_some() {
+        crate::store::search::index_case(&mut tx, id, &row.title, &row.summary).await?;
+    }
     tx.commit().await?;
     Ok(Json(row))
 }

@@ -4,4 +4,5 @@ pub mod cases;
 pub mod new_case;
 pub mod org;
 pub mod pool;
+pub mod search;
 pub mod staff;

@@ -128,6 +128,7 @@ pub async fn create(db: &Db, cipher: &FieldCipher, input: &CaseInput, origin: &O
         "duplicate_of": duplicate_of,
     });
     cases::append_event(&mut tx, case_id, "registered", &origin.actor, &payload).await?;
+    crate::store::search::index_case(&mut tx, case_id, input.title.trim(), input.summary.trim()).await?;
     tx.commit().await?;
     Ok(Ok(Created { case_id, case_number: number, duplicate_of, existing: false }))
 }
