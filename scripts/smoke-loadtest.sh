@@ -19,6 +19,6 @@ target/debug/jiefen-loadtest --url "http://127.0.0.1:$PORT" --data-dir "$DIR" --
   --scenario broadcast --subscribers 3 --duration "${SECS}s" \
   --all-streams --no-corrupt --min-delivery 0.97 --max-join 5s --json "$DIR/broadcast.json" | grep -v '^{'
 target/debug/jiefen-loadtest --url "http://127.0.0.1:$PORT" --data-dir "$DIR" --server-pid "$PID" \
-  --scenario churn --rooms 1 --publishers 2 --subscribers 1 --churn-every 2s --duration "$((SECS + 4))s" \
+  --scenario churn --rooms 1 --publishers 2 --subscribers 1 --churn-every 3s --duration "$((SECS + 10))s" \
   --all-streams --no-corrupt --min-delivery 0.95 --max-join 5s | grep -v '^{'
 echo "smoke-loadtest: passed"

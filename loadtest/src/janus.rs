@@ -40,10 +40,26 @@ pub fn spawn(config: JanusConfig) -> Participant {
     let task = {
         let (stats, sent) = (stats.clone(), sent.clone());
         tokio::spawn(async move {
-            if let Err(e) = session(&config, &stats, &sent, stop_rx).await
-                && let Ok(mut s) = stats.lock()
-            {
-                s.errors.push(format!("{e:#}"));
+            // As with jiefen: a failed session is retried (a new Janus session), until stopped.
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                match session(&config, &stats, &sent, stop_rx.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        if let Ok(mut s) = stats.lock() {
+                            s.errors.push(format!("{e:#}"));
+                        }
+                    }
+                }
+                let mut stop = stop_rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                if *stop_rx.borrow() {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         })
     };
@@ -239,7 +255,8 @@ async fn run_session(
     let mut awaiting_offer = false;
     let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
     let mut video_tick = tokio::time::interval(config.media.video_interval());
-    let mut connected = false;
+    let mut connected = !config.publish;
+    let connect_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let result = loop {
         // Subscribe to publishers not yet held, one request in flight at a time.
         let missing: Vec<u64> = feeds.keys().filter(|f| **f != my_feed && !subscribed.contains(f)).copied().collect();
@@ -257,6 +274,9 @@ async fn run_session(
         }
         tokio::select! {
             _ = stop.changed() => break Ok(()),
+            _ = tokio::time::sleep_until(connect_deadline), if !connected => {
+                break Err(anyhow!("media connection to Janus not established in 10 s"));
+            }
             s = pub_states.recv(), if config.publish => match s {
                 Some(RTCPeerConnectionState::Connected) => {
                     connected = true;
@@ -265,12 +285,12 @@ async fn run_session(
                 Some(RTCPeerConnectionState::Failed) => break Err(anyhow!("media connection to Janus failed")),
                 _ => {}
             },
-            _ = audio_tick.tick(), if connected => {
+            _ = audio_tick.tick(), if connected && config.publish => {
                 for o in outs.iter_mut().filter(|o| o.source == Source::Microphone) {
                     o.tick_audio(&config.media, sent).await;
                 }
             }
-            _ = video_tick.tick(), if connected => {
+            _ = video_tick.tick(), if connected && config.publish => {
                 for o in outs.iter_mut().filter(|o| o.source == Source::Camera) {
                     o.tick_video(&config.media, sent).await;
                 }

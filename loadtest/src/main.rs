@@ -181,6 +181,9 @@ impl Spawner {
     }
 }
 
+/// How long a new participant has to receive media before a run counts its streams.
+const SETTLE: Duration = Duration::from_secs(5);
+
 struct Seat {
     room: usize,
     publishes: bool,
@@ -255,11 +258,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = t0.elapsed();
     let after = args.server_pid.and_then(procstat::sample);
-    let publishers_per_room = |room: usize| seats.iter().filter(|s| s.room == room && s.publishes).count();
-    for s in &seats {
-        // Everyone receives the audio and video of the other publishers in its room.
-        let others = publishers_per_room(s.room) - usize::from(s.publishes);
-        report.add_seat(&s.participant, s.spawned_at, others * 2);
+    // Everyone receives the audio and video of the other publishers in its room. A seat taken
+    // in the last seconds (churn) may not have media yet: it is not expected to, nor its media
+    // expected by the others.
+    let settled = |s: &Seat| s.spawned_at.elapsed() >= SETTLE;
+    for (i, s) in seats.iter().enumerate() {
+        let others = seats.iter().enumerate().filter(|(j, o)| *j != i && o.room == s.room && o.publishes && settled(o)).count();
+        let expected = if settled(s) { others * 2 } else { 0 };
+        report.add_seat(&s.participant, s.spawned_at, expected);
     }
     report.finish(elapsed, plan.rooms, plan.publishers, plan.subscribers, seats.len(), before, after, rss_first);
     for s in seats {

@@ -26,6 +26,9 @@ use jiefen_signaling::token::Source;
 use crate::publish::{MediaSpec, Outgoing, SendCounters, outgoing};
 use crate::receive::TrackStats;
 
+/// How long a new media connection may take to come up before the participant rejoins.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What one participant received from one publisher (all its tracks together).
@@ -276,11 +279,17 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &A
     let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
     let mut video_tick = tokio::time::interval(config.media.video_interval());
     let mut connected = false;
+    // Like the browser SDK: a connection that does not come up (a DTLS handshake lost under
+    // load) is abandoned and the participant rejoins.
+    let connect_deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let result = loop {
         tokio::select! {
             _ = stop.changed() => {
                 let _ = send(&mut ws, &ClientMessage::Leave).await;
                 break Ok(());
+            }
+            _ = tokio::time::sleep_until(connect_deadline), if !connected => {
+                break Err(anyhow!("media connection not established in {} s", CONNECT_TIMEOUT.as_secs()));
             }
             s = states.recv() => match s {
                 Some(RTCPeerConnectionState::Connected) => {
@@ -309,6 +318,9 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &A
                 Ok(ServerMessage::TrackUnpublished { track }) => {
                     known.retain(|t| t.id != track);
                     deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?);
+                }
+                Ok(ServerMessage::ConnectionState { state }) if state == "failed" => {
+                    break Err(anyhow!("the server saw the media connection fail"));
                 }
                 Ok(ServerMessage::PublishLayers { source, active }) => {
                     for o in outs.iter_mut().filter(|o| o.source == source) {

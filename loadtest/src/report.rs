@@ -10,6 +10,9 @@ use crate::participant::Participant;
 use crate::procstat::ProcSample;
 use crate::receive::TrackStats;
 
+/// A stream counts as received when a packet arrived this recently at the end of the run.
+const LIVE_WITHIN: Duration = Duration::from_secs(3);
+
 /// Totals over all participants at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -164,7 +167,9 @@ impl Report {
     /// A participant still in its seat at the end, expected to receive `expected_streams`.
     pub fn add_seat(&mut self, p: &Participant, spawned_at: Instant, expected_streams: usize) {
         self.streams_expected += expected_streams as u64;
-        self.streams_receiving += p.tracks().iter().filter(|t| t.packets > 0).count().min(expected_streams) as u64;
+        // Streams still flowing at the end (not those of publishers who left during the run).
+        let live = p.tracks().iter().filter(|t| t.last_at.is_some_and(|at| at.elapsed() < LIVE_WITHIN)).count();
+        self.streams_receiving += live.min(expected_streams) as u64;
         self.add_participant(p, spawned_at);
     }
 
