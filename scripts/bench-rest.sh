@@ -3,6 +3,7 @@
 # offers RATE requests/s for DURATION (lists, searches, details, state changes) and prints
 # p50/p99 latency and throughput per kind (loadtest/src/bin/jiefen-loadtest-rest.rs).
 # Usage: scripts/bench-rest.sh [CASES=100000] [RATE=200] [DURATION=60s] [PROFILE=release]
+# (DBS="sqlite" or DBS="postgres" runs one database only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CASES=${1:-100000}; RATE=${2:-200}; DURATION=${3:-60s}; PROFILE=${4:-release}
@@ -13,7 +14,7 @@ start_pg
 flag=(); [ "$PROFILE" = release ] && flag=(--release)
 cargo build -q "${flag[@]}" -p jiefen -p jiefen-loadtest
 BIN=target/$([ "$PROFILE" = release ] && echo release || echo debug)
-for db in sqlite postgres; do
+for db in ${DBS:-sqlite postgres}; do
   DATA=$(mktemp -d); PORT=$(free_port); MEDIA=$(free_port)
   url=(); [ "$db" = postgres ] && url=(--database-url "$JIEFEN_TEST_DATABASE_URL")
   if [ "$db" = postgres ]; then psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qAtc 'drop database if exists jiefen_test' -c 'create database jiefen_test' >/dev/null; fi

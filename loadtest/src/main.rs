@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use jiefen_loadtest::fixture::{self, Fixture};
-use jiefen_loadtest::report::{Report, Sample, Thresholds};
+use jiefen_loadtest::report::{Report, Sample, Thresholds, Totals};
 use jiefen_loadtest::{MediaSpec, Participant, ParticipantConfig, janus, procstat};
 use jiefen_signaling::{Role, TokenKey, TokenRequest};
 
@@ -231,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
     let mut leaving = Vec::new();
     let deadline = t0 + plan.duration;
     let mut rss_first = None;
+    let mut departed = Totals::default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline.into()) => break,
@@ -239,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
                 if rss_first.is_none() && t0.elapsed() > Duration::from_secs(5) {
                     rss_first = server.map(|s| s.rss);
                 }
-                report.samples.push(Sample::take(t0, seats.iter().map(|s| &s.participant), server));
+                report.samples.push(Sample::take(t0, seats.iter().map(|s| &s.participant), departed, server));
             }
             _ = async { match churn.as_mut() { Some(c) => { c.tick().await; } None => std::future::pending().await } } => {
                 // The first tick is immediate: let the room fill first.
@@ -252,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
                 let fresh = spawner.spawn(room, &format!("lt{room}-c{generation}"), publishes, false)?;
                 let old = std::mem::replace(&mut seats[i], Seat { room, publishes, participant: fresh, spawned_at: Instant::now() });
                 report.add_departed(&old.participant, old.spawned_at);
+                departed.add(Totals::of(&old.participant));
                 leaving.push(tokio::spawn(old.participant.stop()));
             }
         }

@@ -267,7 +267,8 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &A
         pc.add_track(o.track.clone() as Arc<dyn TrackLocal>).await?;
     }
     let mut known: Vec<TrackInfo> = tracks;
-    let mut subscribed: Vec<String> = Vec::new();
+    // Subscribed track ids in the order of their receive-only m-lines, with each m-line's mid.
+    let mut subscribed: Vec<(String, Option<String>)> = Vec::new();
     let mut deferred = negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?;
     for o in &outs {
         o.serve_keyframe_requests(sent.clone());
@@ -351,10 +352,27 @@ async fn negotiate(
     me: &str,
     outs: &mut [Outgoing],
     known: &[TrackInfo],
-    subscribed: &mut Vec<String>,
+    subscribed: &mut Vec<(String, Option<String>)>,
     publishers: &Mutex<HashMap<String, String>>,
 ) -> anyhow::Result<Vec<ServerMessage>> {
-    let wanted: Vec<&TrackInfo> = known.iter().filter(|t| t.publisher != me && !subscribed.contains(&t.id)).collect();
+    let live: HashSet<&String> = known.iter().map(|t| &t.id).collect();
+    // Like the SDK: the m-line of a track that is gone goes inactive (a stale receive-only line
+    // could otherwise be matched to a new subscription).
+    let mut kept = Vec::with_capacity(subscribed.len());
+    for (id, mid) in subscribed.drain(..) {
+        match &mid {
+            Some(m) if !live.contains(&id) => {
+                for t in pc.get_transceivers().await {
+                    if t.mid().await.ok().flatten().as_deref() == Some(m.as_str()) {
+                        let _ = t.set_direction(RTCRtpTransceiverDirection::Inactive).await;
+                    }
+                }
+            }
+            _ => kept.push((id, mid)),
+        }
+    }
+    *subscribed = kept;
+    let wanted: Vec<&TrackInfo> = known.iter().filter(|t| t.publisher != me && !subscribed.iter().any(|(id, _)| id == &t.id)).collect();
     if outs.is_empty() && wanted.is_empty() && subscribed.is_empty() {
         // Nothing to send or receive yet: an offer without m-lines is not an offer.
         return Ok(Vec::new());
@@ -369,7 +387,7 @@ async fn negotiate(
         if let Ok(mut m) = publishers.lock() {
             m.insert(t.id.clone(), t.publisher.clone());
         }
-        subscribed.push(t.id.clone());
+        subscribed.push((t.id.clone(), None));
     }
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
@@ -386,12 +404,13 @@ async fn negotiate(
         })
         .collect();
     // Receive-only m-lines in order = subscriptions in the order they were added; drop the gone.
-    let live: HashSet<&String> = known.iter().map(|t| &t.id).collect();
+    for ((_, mid), line) in subscribed.iter_mut().zip(&receiving) {
+        *mid = Some((*line).clone());
+    }
     let subscribe = subscribed
         .iter()
-        .zip(&receiving)
         .filter(|(id, _)| live.contains(id))
-        .map(|(id, mid)| SubscribedMid { mid: (*mid).clone(), track: id.clone() })
+        .filter_map(|(id, mid)| Some(SubscribedMid { mid: mid.clone()?, track: id.clone() }))
         .collect();
     send(ws, &ClientMessage::Offer { sdp, publish, subscribe }).await?;
     let mut deferred = Vec::new();

@@ -27,6 +27,10 @@ pub struct TrackStats {
     pub first_at: Option<Instant>,
     pub first_keyframe_at: Option<Instant>,
     pub last_at: Option<Instant>,
+    /// The stream's SSRC: a new one (the same track over a new connection) starts a new
+    /// sequence space, whose expected count adds to the earlier ones'.
+    ssrc: Option<u32>,
+    expected_before: u64,
     /// Extended sequence numbers: the first and the highest seen.
     base_seq: Option<i64>,
     highest_seq: i64,
@@ -42,7 +46,7 @@ pub struct TrackStats {
 
 impl TrackStats {
     pub fn expected(&self) -> u64 {
-        self.base_seq.map(|b| (self.highest_seq - b + 1).max(0) as u64).unwrap_or(0)
+        self.expected_before + self.base_seq.map(|b| (self.highest_seq - b + 1).max(0) as u64).unwrap_or(0)
     }
 
     pub fn lost(&self) -> u64 {
@@ -54,7 +58,13 @@ impl TrackStats {
         self.jitter / clock
     }
 
-    fn record(&mut self, now: Instant, epoch: Instant, seq: u16, timestamp: u32, data: &[u8]) {
+    fn record(&mut self, now: Instant, epoch: Instant, ssrc: u32, seq: u16, timestamp: u32, data: &[u8]) {
+        if self.ssrc != Some(ssrc) {
+            self.expected_before = self.expected();
+            self.base_seq = None;
+            self.last_transit = None;
+            self.ssrc = Some(ssrc);
+        }
         self.packets += 1;
         self.bytes += data.len() as u64;
         self.first_at.get_or_insert(now);
@@ -124,7 +134,7 @@ pub fn spawn(track: Arc<dyn TrackRemote>, stats: Arc<Mutex<Stats>>, publishers: 
                     let t = s.tracks.entry(id.clone()).or_default();
                     t.publisher = publisher;
                     t.video = video;
-                    t.record(Instant::now(), epoch, p.header.sequence_number, p.header.timestamp, &p.payload);
+                    t.record(Instant::now(), epoch, p.header.ssrc, p.header.sequence_number, p.header.timestamp, &p.payload);
                 }
                 TrackRemoteEvent::OnEnded => break,
                 _ => {}
@@ -144,10 +154,15 @@ mod tests {
         let mut t = TrackStats { video: false, ..TrackStats::default() };
         let body = payload::stamp(b"opus", 0);
         for (i, seq) in [65533u16, 65534, 0, 65535, 2, 3].into_iter().enumerate() {
-            t.record(epoch + Duration::from_millis(20 * i as u64), epoch, seq, 960 * i as u32, &body);
+            t.record(epoch + Duration::from_millis(20 * i as u64), epoch, 7, seq, 960 * i as u32, &body);
         }
         // 65533..=3 is 7 packets; 1 never came, 65535 came late.
         assert_eq!((t.expected(), t.packets, t.lost(), t.late, t.corrupt), (7, 6, 1, 1, 0));
         assert!(t.jitter_ms() < 1.0, "{}", t.jitter_ms());
+        // The same track over a new connection: a new SSRC and sequence space, no phantom loss.
+        for seq in [30_000u16, 30_001, 30_002] {
+            t.record(epoch, epoch, 8, seq, 0, &body);
+        }
+        assert_eq!((t.expected(), t.packets, t.lost()), (10, 9, 1));
     }
 }

@@ -13,6 +13,26 @@ use crate::receive::TrackStats;
 /// A stream counts as received when a packet arrived this recently at the end of the run.
 const LIVE_WITHIN: Duration = Duration::from_secs(3);
 
+/// What one or more participants received.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub bytes: u64,
+    pub packets: u64,
+    pub lost: u64,
+}
+
+impl Totals {
+    pub fn of(p: &Participant) -> Totals {
+        p.tracks().iter().fold(Totals::default(), |a, t| Totals { bytes: a.bytes + t.bytes, packets: a.packets + t.packets, lost: a.lost + t.lost() })
+    }
+
+    pub fn add(&mut self, other: Totals) {
+        self.bytes += other.bytes;
+        self.packets += other.packets;
+        self.lost += other.lost;
+    }
+}
+
 /// Totals over all participants at one moment.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
@@ -25,14 +45,15 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn take<'a>(t0: Instant, people: impl Iterator<Item = &'a Participant>, server: Option<ProcSample>) -> Sample {
-        let (mut bytes, mut packets, mut lost) = (0, 0, 0);
+    /// Totals of `people` plus `departed` (what participants who left had received, so that the
+    /// per-second series do not drop when someone leaves).
+    pub fn take<'a>(t0: Instant, people: impl Iterator<Item = &'a Participant>, departed: Totals, server: Option<ProcSample>) -> Sample {
+        let Totals { mut bytes, mut packets, mut lost } = departed;
         for p in people {
-            for t in p.tracks() {
-                bytes += t.bytes;
-                packets += t.packets;
-                lost += t.lost();
-            }
+            let t = Totals::of(p);
+            bytes += t.bytes;
+            packets += t.packets;
+            lost += t.lost;
         }
         Sample {
             t: t0.elapsed().as_secs_f64(),

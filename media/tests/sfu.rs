@@ -354,38 +354,17 @@ async fn uplink_loss_shows_in_connection_quality() {
 /// 720p ~1.5 Mbit/s) and answers keyframe requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_constrained_downlink_gets_a_simulcast_layer_that_fits() {
-    use jiefen_loadtest::publish::{Outgoing, SendCounters};
     use std::collections::HashMap;
-    use std::sync::Arc;
-    use webrtc::media_stream::track_local::TrackLocal;
 
     let media_spec = fixture_media();
     let media = start_media(1);
     let (room, mut events) = room(&media, "bwe").await;
-    let (publisher, mut publisher_states, _) = lt_peer().await;
-    room.add_participant("pub".into(), everyone()).await.expect("pub");
-    let mut camera = Outgoing::new(jiefen_loadtest::publish::Source::Camera, &media_spec);
-    publisher.add_track(camera.track.clone() as Arc<dyn TrackLocal>).await.expect("track");
-    camera.mid = Some(lt_negotiate(&publisher, &room, "pub", true, None, None).await);
-    let sent = Arc::new(SendCounters::default());
-    camera.serve_keyframe_requests(sent.clone());
-    let track = published(&mut events, 1).await.remove(0);
+    let FixturePublisher { pc: publisher, states: mut publisher_states, mut camera, sent, track } =
+        fixture_publisher(&room, &mut events, &media_spec, "pub").await;
     let relay = LossyRelay::start_impaired(media.local_addrs()[0], Impairment::Police(700_000), false).await;
     let mut viewers = Vec::new();
     for (name, relay) in [("slow", Some(relay.port)), ("fast", None)] {
-        let (pc, states, stats) = lt_peer().await;
-        room.add_participant(name.into(), everyone()).await.expect("viewer");
-        pc.add_transceiver_from_kind(
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
-            Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
-                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .expect("recvonly");
-        lt_negotiate(&pc, &room, name, false, Some(&track), relay).await;
+        let (pc, states, stats) = lt_viewer(&room, name, &track, relay).await;
         viewers.push((name, pc, states, stats));
     }
     lt_connected(&mut publisher_states).await;
@@ -434,36 +413,14 @@ async fn a_constrained_downlink_gets_a_simulcast_layer_that_fits() {
 /// 720p again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwatched_simulcast_layers_are_paused_and_resumed() {
-    use jiefen_loadtest::publish::{Outgoing, SendCounters};
     use jiefen_media::MediaEvent;
-    use std::sync::Arc;
-    use webrtc::media_stream::track_local::TrackLocal;
 
     let media_spec = fixture_media();
     let media = start_media(1);
     let (room, mut events) = room(&media, "pause").await;
-    let (publisher, mut publisher_states, _) = lt_peer().await;
-    room.add_participant("pub".into(), everyone()).await.expect("pub");
-    let mut camera = Outgoing::new(jiefen_loadtest::publish::Source::Camera, &media_spec);
-    publisher.add_track(camera.track.clone() as Arc<dyn TrackLocal>).await.expect("track");
-    camera.mid = Some(lt_negotiate(&publisher, &room, "pub", true, None, None).await);
-    let sent = Arc::new(SendCounters::default());
-    camera.serve_keyframe_requests(sent.clone());
-    let track = published(&mut events, 1).await.remove(0);
-    let (viewer, mut viewer_states, stats) = lt_peer().await;
-    room.add_participant("viewer".into(), everyone()).await.expect("viewer");
-    viewer
-        .add_transceiver_from_kind(
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
-            Some(rtc::rtp_transceiver::RTCRtpTransceiverInit {
-                direction: rtc::rtp_transceiver::RTCRtpTransceiverDirection::Recvonly,
-                streams: vec![],
-                send_encodings: vec![],
-            }),
-        )
-        .await
-        .expect("recvonly");
-    lt_negotiate(&viewer, &room, "viewer", false, Some(&track), None).await;
+    let FixturePublisher { pc: publisher, states: mut publisher_states, mut camera, sent, track } =
+        fixture_publisher(&room, &mut events, &media_spec, "pub").await;
+    let (viewer, mut viewer_states, stats) = lt_viewer(&room, "viewer", &track, None).await;
     lt_connected(&mut publisher_states).await;
     lt_connected(&mut viewer_states).await;
     room.set_preferred_layer("viewer".into(), track.id.clone(), 0).await.expect("small");

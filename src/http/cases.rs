@@ -170,7 +170,8 @@ pub async fn list(State(state): State<AppState>, staff: Staff, ApiQuery(q): ApiQ
         w.add("c.case_id in (select case_id from party where phone_index = ?)", Bind::Text(index));
     }
     if let Some(text) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
-        crate::store::search::restrict(&mut w, text);
+        let candidates = crate::store::search::candidates(&state.db, text).await?;
+        crate::store::search::restrict(&mut w, text, candidates.as_ref());
     }
     let now = now_text();
     if q.overdue == Some(true) {

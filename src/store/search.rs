@@ -78,18 +78,61 @@ pub async fn backfill(db: &Db) -> Result<usize, DbError> {
     }
 }
 
-/// Narrows a case query (over `dispute_case c`) to cases whose title or summary contains
-/// `text`: the index for its bigrams, then `LIKE` on the candidates.
-pub fn restrict(w: &mut Where, text: &str) {
-    let pattern = like_pattern(&text.to_lowercase());
+/// A search's candidate cases from the index: `None` when the text has no bigram to look up
+/// (LIKE alone decides), else the cases having all of its bigrams (or [`Candidates::TooMany`]).
+pub async fn candidates(db: &Db, text: &str) -> Result<Option<Candidates>, DbError> {
+    let query_terms = query_terms(text);
+    if query_terms.is_empty() {
+        return Ok(None);
+    }
+    // Looked up first, apart from the case query: the planner cannot know how few cases the
+    // intersection leaves, and given the lookups inside the query PostgreSQL would rather scan
+    // every case with LIKE.
+    let lookups = (1..=query_terms.len()).map(|i| format!("select case_id from case_term where term = ${i}")).collect::<Vec<_>>().join(" intersect ");
+    let sql = format!("select case_id from ({lookups}) hits limit {}", MAX_CANDIDATES + 1);
+    let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql));
+    for t in &query_terms {
+        q = q.bind(t.clone());
+    }
+    let ids: Vec<i64> = q.fetch_all(&db.pool).await?.into_iter().map(|(id,)| id).collect();
+    Ok(Some(if ids.len() > MAX_CANDIDATES { Candidates::TooMany } else { Candidates::Ids(ids) }))
+}
+
+/// What the index says about a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidates {
+    /// Only these cases can match.
+    Ids(Vec<i64>),
+    /// More than [`MAX_CANDIDATES`]: the lookups go into the case query itself.
+    TooMany,
+}
+
+/// Candidate lists up to this size are given to the case query as ids.
+pub const MAX_CANDIDATES: usize = 2000;
+
+fn query_terms(text: &str) -> Vec<String> {
     let mut query_terms = terms(text);
     // Single characters only find cases through LIKE (a lone character is indexed only where it
     // stands alone); bigrams are precise.
     query_terms.retain(|t| t.chars().count() == 2);
     query_terms.truncate(MAX_QUERY_TERMS);
-    if !query_terms.is_empty() {
-        let lookups = vec!["select case_id from case_term where term = ?"; query_terms.len()].join(" intersect ");
-        w.add_many(&format!("c.case_id in ({lookups})"), query_terms.into_iter().map(Bind::Text).collect());
+    query_terms
+}
+
+/// Narrows a case query (over `dispute_case c`) to cases whose title or summary contains
+/// `text`: the index's candidates (see [`candidates`]), then `LIKE` on them.
+pub fn restrict(w: &mut Where, text: &str, candidates: Option<&Candidates>) {
+    let pattern = like_pattern(&text.to_lowercase());
+    match candidates {
+        None => {}
+        Some(Candidates::Ids(ids)) if ids.is_empty() => w.add_raw("1 = 0".into()),
+        // Our own integers from the index, never text from the request.
+        Some(Candidates::Ids(ids)) => w.add_raw(format!("c.case_id in ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","))),
+        Some(Candidates::TooMany) => {
+            let terms = query_terms(text);
+            let lookups = vec!["select case_id from case_term where term = ?"; terms.len()].join(" intersect ");
+            w.add_many(&format!("c.case_id in ({lookups})"), terms.into_iter().map(Bind::Text).collect());
+        }
     }
     w.add_many("(lower(c.title) like ? escape '\\' or lower(c.summary) like ? escape '\\')", vec![Bind::Text(pattern.clone()), Bind::Text(pattern)]);
 }
@@ -117,15 +160,22 @@ mod tests {
     #[test]
     fn a_search_uses_the_index_and_confirms_with_like() {
         let mut w = Where::default();
-        restrict(&mut w, "第12号");
+        restrict(&mut w, "第12号", Some(&Candidates::TooMany));
         let sql = w.sql();
         assert_eq!(sql.matches("select case_id from case_term where term = ").count(), 3, "{sql}");
         assert!(sql.contains("like"), "{sql}");
         assert_eq!(w.binds.len(), 5);
-        // One character: no bigram, LIKE alone.
         let mut w = Where::default();
-        restrict(&mut w, "押");
-        assert!(!w.sql().contains("case_term"));
+        restrict(&mut w, "第12号", Some(&Candidates::Ids(vec![7, 9])));
+        assert!(w.sql().contains("c.case_id in (7,9)") && !w.sql().contains("case_term"), "{}", w.sql());
+        let mut w = Where::default();
+        restrict(&mut w, "第12号", Some(&Candidates::Ids(vec![])));
+        assert!(w.sql().contains("1 = 0"));
+        // One character: no bigram, LIKE alone.
+        assert!(query_terms("押").is_empty());
+        let mut w = Where::default();
+        restrict(&mut w, "押", None);
+        assert!(!w.sql().contains("case_term") && w.sql().contains("like"));
         assert_eq!(like_pattern("50%_off"), "%50\\%\\_off%");
     }
 }

@@ -462,3 +462,49 @@ pub async fn lt_negotiate(pc: &Arc<dyn PeerConnection>, room: &RoomHandle, id: &
     pc.set_remote_description(RTCSessionDescription::answer(answer).expect("answer")).await.expect("remote");
     mid
 }
+
+/// A participant publishing the fixtures' camera (three simulcast layers), connected and
+/// answering keyframe requests; the caller drives `camera.tick_video`.
+pub struct FixturePublisher {
+    pub pc: Arc<dyn PeerConnection>,
+    pub states: mpsc::UnboundedReceiver<RTCPeerConnectionState>,
+    pub camera: jiefen_loadtest::publish::Outgoing,
+    pub sent: Arc<jiefen_loadtest::publish::SendCounters>,
+    pub track: TrackInfo,
+}
+
+pub async fn fixture_publisher(
+    room: &RoomHandle,
+    events: &mut mpsc::UnboundedReceiver<MediaEvent>,
+    media: &jiefen_loadtest::publish::MediaSpec,
+    id: &str,
+) -> FixturePublisher {
+    let (pc, states, _) = lt_peer().await;
+    room.add_participant(id.into(), everyone()).await.expect("publisher");
+    let mut camera = jiefen_loadtest::publish::Outgoing::new(jiefen_loadtest::publish::Source::Camera, media);
+    pc.add_track(camera.track.clone() as Arc<dyn TrackLocal>).await.expect("track");
+    camera.mid = Some(lt_negotiate(&pc, room, id, true, None, None).await);
+    let sent = Arc::new(jiefen_loadtest::publish::SendCounters::default());
+    camera.serve_keyframe_requests(sent.clone());
+    let track = published(events, 1).await.remove(0);
+    FixturePublisher { pc, states, camera, sent, track }
+}
+
+/// A participant receiving one video track (through `relay` when given).
+pub async fn lt_viewer(
+    room: &RoomHandle,
+    id: &str,
+    track: &TrackInfo,
+    relay: Option<u16>,
+) -> (Arc<dyn PeerConnection>, mpsc::UnboundedReceiver<RTCPeerConnectionState>, LtStats) {
+    let (pc, states, stats) = lt_peer().await;
+    room.add_participant(id.into(), everyone()).await.expect("viewer");
+    pc.add_transceiver_from_kind(
+        RtpCodecKind::Video,
+        Some(RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, streams: vec![], send_encodings: vec![] }),
+    )
+    .await
+    .expect("recvonly");
+    lt_negotiate(&pc, room, id, false, Some(track), relay).await;
+    (pc, states, stats)
+}
