@@ -226,7 +226,7 @@ fn pause_unwatched_layers(now: Instant, room: &mut Room) -> Vec<(ParticipantId, 
     let mut watched: HashMap<&TrackId, u8> = HashMap::new();
     for sub in room.participants.values() {
         for (id, down) in &sub.subscriptions {
-            let layer = down.preferred_layer.min(down.bwe_cap.unwrap_or(down.preferred_layer));
+            let layer = down.wanted_layer();
             let top = watched.entry(id).or_insert(0);
             *top = (*top).max(layer);
         }
@@ -320,6 +320,13 @@ struct Downtrack {
     current_layer: Option<u8>,
     /// The highest layer the subscriber's downlink affords now (`None`: not limited).
     bwe_cap: Option<u8>,
+}
+
+impl Downtrack {
+    /// The highest layer to forward: the size the subscriber shows, within its downlink.
+    fn wanted_layer(&self) -> u8 {
+        self.bwe_cap.map_or(self.preferred_layer, |cap| cap.min(self.preferred_layer))
+    }
 }
 
 struct Participant {
@@ -1243,7 +1250,7 @@ impl WorkerCore {
                 continue;
             }
             let Some(down) = sub.subscriptions.get_mut(&track_id) else { continue };
-            let wanted = down.preferred_layer.min(down.bwe_cap.unwrap_or(down.preferred_layer));
+            let wanted = down.wanted_layer();
             let target = if is_video { track.pick_layer(now, wanted, down.current_layer) } else { Some(layer) };
             // Packets of layers other than the one being forwarded (or switched to) are ignored.
             let switching = down.current_layer.is_some() && down.current_layer != target;
