@@ -129,10 +129,12 @@ pub fn spawn(track: Arc<dyn TrackRemote>, stats: Arc<Mutex<Stats>>, publishers: 
                     if p.payload.is_empty() {
                         continue; // padding
                     }
-                    let publisher = publishers.lock().ok().and_then(|m| m.get(&id).cloned()).unwrap_or_else(|| id.clone());
                     let Ok(mut s) = stats.lock() else { return };
                     let t = s.tracks.entry(id.clone()).or_default();
-                    t.publisher = publisher;
+                    // Who published it, until signaling has said (then it stays).
+                    if t.publisher.is_empty() || t.publisher == id {
+                        t.publisher = publishers.lock().ok().and_then(|m| m.get(&id).cloned()).unwrap_or_else(|| id.clone());
+                    }
                     t.video = video;
                     t.record(Instant::now(), epoch, p.header.ssrc, p.header.sequence_number, p.header.timestamp, &p.payload);
                 }
