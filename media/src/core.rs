@@ -615,19 +615,18 @@ impl WorkerCore {
         if !offer.subscribe.is_empty() && !permissions.subscribe {
             return Err(MediaError::NotPermitted("subscribing".into()));
         }
-        let mid_order: Vec<String> = crate::sdp::media_sections(&offer.sdp).into_iter().map(|(mid, _)| mid).collect();
+        let sections = crate::sdp::sections(&offer.sdp);
         for m in offer.publish.iter().map(|i| &i.mid).chain(offer.subscribe.iter().map(|i| &i.mid)) {
-            if !mid_order.contains(m) {
+            if !sections.iter().any(|s| &s.mid == m) {
                 return Err(MediaError::BadOffer(format!("mid {m} is not in the offer")));
             }
         }
-        // Senders for new subscriptions, created in m-line order so that rtc binds each to its m-line.
         let mut new_subscriptions: Vec<&SubscribeIntent> = Vec::new();
         for intent in &offer.subscribe {
             let already = room.participants.get(pid).is_some_and(|p| p.subscriptions.contains_key(&intent.track));
             if !already {
-                // A track unpublished while this offer was on its way: its m-line stays unbound
-                // (answered inactive) and the client drops it at its next offer.
+                // A track unpublished while this offer was on its way: its m-line gets a
+                // placeholder below (answered inactive) and the client drops it at its next offer.
                 let Some(track) = room.tracks.get(&intent.track) else {
                     tracing::debug!(track = %intent.track, "subscription to a track that is gone");
                     continue;
@@ -638,9 +637,42 @@ impl WorkerCore {
                 new_subscriptions.push(intent);
             }
         }
-        new_subscriptions.sort_by_key(|i| mid_order.iter().position(|m| m == &i.mid));
+        // rtc binds each new receive-only m-line to the first unbound sender of its kind, in
+        // m-line order. So every new one gets a sender here, in that order: the subscription's,
+        // or a placeholder (removed before answering) for an m-line whose track is gone, which
+        // would otherwise take the sender meant for the next m-line.
         let mut planned: Vec<(TrackId, usize, u32, String)> = Vec::new();
-        for intent in &new_subscriptions {
+        let mut placeholders: Vec<usize> = Vec::new();
+        for section in &sections {
+            let subscription = new_subscriptions.iter().find(|i| i.mid == section.mid);
+            let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
+            let bound = transceiver_with_mid(&mut p.pc, &section.mid).is_some();
+            if subscription.is_some() {
+                if bound || section.direction != "recvonly" {
+                    return Err(MediaError::BadOffer(format!(
+                        "subscription m-line {} must be a new recvonly m-line (is {}{})",
+                        section.mid,
+                        section.direction,
+                        if bound { ", already in use" } else { "" }
+                    )));
+                }
+            } else {
+                if bound || section.direction != "recvonly" {
+                    continue;
+                }
+                let kind = match section.media.as_str() {
+                    "audio" => Kind::Audio,
+                    "video" => Kind::Video,
+                    _ => continue,
+                };
+                let idx = p
+                    .pc
+                    .add_transceiver_from_track(placeholder_track(kind), Some(sendonly(String::new())))
+                    .map_err(|e| MediaError::BadOffer(e.to_string()))?;
+                placeholders.push(idx);
+                continue;
+            }
+            let Some(intent) = subscription else { continue };
             let (codec, kind, publisher) = {
                 let track = &room.tracks[&intent.track];
                 let publisher = room
@@ -669,21 +701,20 @@ impl WorkerCore {
             let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
             let idx = p
                 .pc
-                .add_transceiver_from_track(
-                    sender_track,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        streams: vec![publisher.0.clone()],
-                        send_encodings: vec![],
-                    }),
-                )
+                .add_transceiver_from_track(sender_track, Some(sendonly(publisher.0.clone())))
                 .map_err(|e| MediaError::BadOffer(e.to_string()))?;
             planned.push((intent.track.clone(), idx, ssrc, intent.mid.clone()));
+        }
+        if let Some(unplanned) = new_subscriptions.iter().find(|i| !planned.iter().any(|(t, ..)| t == &i.track)) {
+            return Err(MediaError::BadOffer(format!("subscription m-line {} is not in the offer", unplanned.mid)));
         }
 
         let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
         let description = RTCSessionDescription::offer(offer.sdp.clone()).map_err(|e| MediaError::BadOffer(e.to_string()))?;
         p.pc.set_remote_description(now, description).map_err(|e| MediaError::BadOffer(e.to_string()))?;
+        for idx in placeholders {
+            let _ = p.pc.remove_track(RTCRtpSenderId::from(idx));
+        }
         if !p.candidate_added {
             let candidate = CandidateHostConfig {
                 base_config: CandidateConfig {
@@ -706,7 +737,7 @@ impl WorkerCore {
         let sdp = p
             .pc
             .local_description()
-            .map(|d| d.sdp.clone())
+            .map(|d| crate::sdp::candidates_in_every_section(&d.sdp))
             .ok_or_else(|| MediaError::BadOffer("no local description".into()))?;
         // An ICE restart offer makes the answer carry new local credentials: route by them.
         if let Some(ufrag) = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).map(str::to_string)
@@ -1412,6 +1443,34 @@ fn map_codecs(publisher: &[(RTCRtpCodec, u8)], subscriber: &[(RTCRtpCodec, u8)])
         }
     }
     map
+}
+
+fn sendonly(stream: String) -> RTCRtpTransceiverInit {
+    RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: if stream.is_empty() { vec![] } else { vec![stream] },
+        send_encodings: vec![],
+    }
+}
+
+/// A sending track that never sends: it holds an m-line whose subscription is gone.
+fn placeholder_track(kind: Kind) -> MediaStreamTrack {
+    let codec = match kind {
+        Kind::Audio => RTCRtpCodec { mime_type: "audio/opus".into(), clock_rate: 48000, channels: 2, ..Default::default() },
+        Kind::Video => RTCRtpCodec { mime_type: "video/VP8".into(), clock_rate: 90000, ..Default::default() },
+    };
+    let id = format!("gone-{}", random_token(8));
+    MediaStreamTrack::new(
+        id.clone(),
+        id.clone(),
+        id,
+        rtc_kind(kind),
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(rand::random::<u32>()), ..Default::default() },
+            codec,
+            ..Default::default()
+        }],
+    )
 }
 
 fn rtc_kind(kind: Kind) -> RtpCodecKind {

@@ -458,3 +458,39 @@ async fn unwatched_simulcast_layers_are_paused_and_resumed() {
     let _ = viewer.close().await;
     let _ = publisher.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_to_a_track_gone_in_flight_does_not_take_the_next_m_line() {
+    // Churn: a subscriber's offer names a track whose publisher left while the offer was on its
+    // way. That m-line must be answered inactive, and the subscriptions after it must still bind
+    // to their own m-lines (rtc binds new m-lines to the first free sender of the kind).
+    let media = start_media(1);
+    let (room, mut events) = room(&media, "rg").await;
+    let mut a = Peer::new("a").await;
+    let mut b = Peer::new("b").await;
+    room.add_participant(a.id.clone(), everyone()).await.expect("a");
+    room.add_participant(b.id.clone(), everyone()).await.expect("b");
+    a.add_sources(&SOURCES).await;
+    a.negotiate(&room).await.expect("a negotiates");
+    let tracks = published(&mut events, 2).await;
+    let gone = |kind, source, mid: &str| jiefen_media::TrackInfo {
+        id: jiefen_media::TrackId::new(&ParticipantId::from("left"), 1, mid),
+        publisher: ParticipantId::from("left"),
+        kind,
+        source,
+    };
+    let mut wanted = vec![
+        gone(jiefen_media::Kind::Audio, Source::Microphone, "0"),
+        gone(jiefen_media::Kind::Video, Source::Camera, "1"),
+    ];
+    wanted.extend(tracks.iter().cloned());
+    b.add_subscriptions(&wanted).await;
+    b.negotiate(&room).await.expect("the offer with gone tracks is answered");
+    a.wait_connected().await;
+    b.wait_connected().await;
+    pump(&mut [&mut a], 100, 1000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = b.received();
+    assert_eq!(got.len(), 2, "both live tracks arrive: {got:?}");
+    assert_intact(&b, 90);
+}
