@@ -137,6 +137,8 @@ struct FileLimits {
     max_message_bytes: Option<usize>,
     messages_per_second: Option<u32>,
     reconnect_window_secs: Option<u64>,
+    data_message_max_bytes: Option<usize>,
+    data_messages_per_second: Option<u32>,
 }
 
 /// Explicit limits; exceeding one gives a clear refusal.
@@ -147,6 +149,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub messages_per_second: u32,
     pub reconnect_window: Duration,
+    /// The room data channel: largest message relayed, messages per second per participant.
+    pub data_message_max_bytes: usize,
+    pub data_messages_per_second: u32,
 }
 
 #[derive(Clone)]
@@ -309,6 +314,15 @@ impl Config {
                 max_message_bytes: l.max_message_bytes.unwrap_or(64 * 1024),
                 messages_per_second: l.messages_per_second.unwrap_or(50),
                 reconnect_window: Duration::from_secs(l.reconnect_window_secs.unwrap_or(30)),
+                data_message_max_bytes: match l.data_message_max_bytes.unwrap_or(16 * 1024) {
+                    // SCTP messages above 64 KiB are not interoperable between browsers.
+                    n @ 1..=65536 => n,
+                    n => return Err(ConfigError::Invalid(format!("limits.data_message_max_bytes must be 1-65536, not {n}"))),
+                },
+                data_messages_per_second: match l.data_messages_per_second.unwrap_or(20) {
+                    0 => return Err(ConfigError::Invalid("limits.data_messages_per_second must be at least 1".into())),
+                    n => n,
+                },
             },
         })
     }
@@ -393,6 +407,13 @@ mod tests {
         let mut b = args();
         b.database_url = Some("mysql://x".into());
         assert!(matches!(Config::load(&b), Err(ConfigError::Invalid(_))));
+        std::fs::write(&path, "[limits]\ndata_message_max_bytes = 100000\n").expect("write");
+        let err = Config::load(&a).expect_err("too large for SCTP").to_string();
+        assert!(err.contains("data_message_max_bytes"), "{err}");
+        std::fs::write(&path, "[limits]\ndata_messages_per_second = 0\n").expect("write");
+        assert!(matches!(Config::load(&a), Err(ConfigError::Invalid(_))));
+        std::fs::write(&path, "[limits]\ndata_message_max_bytes = 4096\n").expect("write");
+        assert_eq!(Config::load(&a).expect("loads").limits.data_message_max_bytes, 4096);
     }
 
     #[test]

@@ -167,6 +167,8 @@ impl Server {
                 participants_per_room: config.limits.participants_per_room,
                 tracks_per_participant: 3,
                 rooms_per_worker: config.limits.rooms_per_node,
+                data_message_max_bytes: config.limits.data_message_max_bytes,
+                data_messages_per_second: config.limits.data_messages_per_second,
             },
         })
         .map_err(StartError::Media)?;

@@ -308,6 +308,7 @@ function wire(c) {
   c.addEventListener('chat', ev => {
     const li = document.createElement('li');
     li.textContent = `${ev.detail.name}: ${ev.detail.text}`;
+    li.dataset.via = ev.detail.via;
     $('chat-log').appendChild(li);
     $('chat-panel').hidden = false;
   });

@@ -12,9 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let room = RoomId::from("r");
     let _ = core.create_room(room.clone());
     let options = ParticipantOptions {
-        permissions: Permissions { publish: vec![Source::Microphone], subscribe: true, hidden: false },
+        permissions: Permissions { publish: vec![Source::Microphone], subscribe: true, hidden: false, data: true },
         group: None,
         sees_all_groups: false,
+        reads_all_groups: false,
     };
     let Ok(creds) = core.add_participant(now, &room, ParticipantId::from("p"), options) else { return };
     let from = "127.0.0.1:5000".parse().expect("addr");

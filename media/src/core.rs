@@ -20,7 +20,8 @@ use rtc::peer_connection::configuration::interceptor_registry::{
 };
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::data_channel::{RTCDataChannelId, RTCDataChannelMessage};
+use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -36,6 +37,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::bwe::{DownlinkEstimate, RateMeter, SharedGcc, SubscriberBwe, VideoDemand, layer_rates};
+use crate::data::{DataError, RateLimit};
 use crate::forwarder::Forwarder;
 use crate::keyframe::{VideoCodec, is_keyframe};
 use crate::ids::{Kind, ParticipantId, Permissions, RoomId, Source, TrackId, TrackInfo};
@@ -58,13 +60,27 @@ pub struct Limits {
     pub participants_per_room: usize,
     pub tracks_per_participant: usize,
     pub rooms_per_worker: usize,
+    /// The largest message relayed on the room data channel.
+    pub data_message_max_bytes: usize,
+    /// Data channel messages a participant may send per second (bursts of twice this).
+    pub data_messages_per_second: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { participants_per_room: 30, tracks_per_participant: 3, rooms_per_worker: 500 }
+        Limits {
+            participants_per_room: 30,
+            tracks_per_participant: 3,
+            rooms_per_worker: 500,
+            data_message_max_bytes: 16 * 1024,
+            data_messages_per_second: 20,
+        }
     }
 }
+
+/// A recipient whose data channel has this much unsent (it is not reading, or its link is
+/// slow) misses further messages rather than growing the SFU's memory.
+const DATA_BACKLOG_MAX: usize = 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaError {
@@ -131,6 +147,11 @@ pub struct CoreCounters {
     pub stack_errors: u64,
     /// Packets the recording tap could not take (the recorder fell behind).
     pub tap_dropped: u64,
+    /// Data channel messages delivered to a recipient, refused (sent back with the reason), and
+    /// not delivered to a recipient too far behind.
+    pub data_relayed: u64,
+    pub data_refused: u64,
+    pub data_dropped: u64,
 }
 
 struct PublishedTrack {
@@ -337,6 +358,8 @@ struct Participant {
     group: Option<String>,
     /// The mediator-like participant who may see every group.
     sees_all_groups: bool,
+    /// Receives data channel messages from every group.
+    reads_all_groups: bool,
     candidate_added: bool,
     /// The publisher's m-line mid → track.
     published: HashMap<String, TrackId>,
@@ -349,6 +372,9 @@ struct Participant {
     /// The downlink estimate and the layer trials.
     bwe: SubscriberBwe,
     quality: Option<Quality>,
+    /// The room data channel, once the participant has opened it.
+    data_channel: Option<RTCDataChannelId>,
+    data_rate: RateLimit,
 }
 
 #[derive(Default)]
@@ -435,6 +461,9 @@ pub struct ParticipantOptions {
     pub permissions: Permissions,
     pub group: Option<String>,
     pub sees_all_groups: bool,
+    /// Receives room data channel messages from every caucus group (the hosts), whatever
+    /// media it gets.
+    pub reads_all_groups: bool,
 }
 
 /// What a participant's ICE credentials are (the server side is ICE-lite).
@@ -532,6 +561,7 @@ impl WorkerCore {
                 ufrag: credentials.ufrag.clone(),
                 group: options.group,
                 sees_all_groups: options.sees_all_groups,
+                reads_all_groups: options.reads_all_groups,
                 candidate_added: false,
                 published: HashMap::new(),
                 receive_tracks: HashMap::new(),
@@ -540,6 +570,8 @@ impl WorkerCore {
                 seat,
                 bwe: SubscriberBwe::new(downlink),
                 quality: None,
+                data_channel: None,
+                data_rate: RateLimit::new(self.limits.data_messages_per_second),
             },
         );
         Ok(credentials)
@@ -1106,6 +1138,15 @@ impl WorkerCore {
             flush(&mut p.pc, &mut self.transmits);
             while let Some(event) = p.pc.poll_event() {
                 match event {
+                    RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnOpen(id)) => {
+                        let label = p.pc.data_channel(id).map(|dc| dc.label().to_string());
+                        if label.as_deref() == Some(crate::data::LABEL) && p.data_channel.is_none() {
+                            p.data_channel = Some(id);
+                        }
+                    }
+                    RTCPeerConnectionEvent::OnDataChannel(RTCDataChannelEvent::OnClose(id)) if p.data_channel == Some(id) => {
+                        p.data_channel = None;
+                    }
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                         let index = p.pc.get_transceivers().find(|&i| RTCRtpReceiverId::from(i) == init.receiver_id);
                         let mid = index.and_then(|i| p.pc.rtp_transceiver(i).and_then(|t| t.mid().clone()));
@@ -1153,6 +1194,12 @@ impl WorkerCore {
         for message in media {
             match message {
                 RTCMessage::RtpPacket(rtc_track, packet) => self.forward(now, room_id, pid, &rtc_track, packet),
+                RTCMessage::DataChannelMessage(channel, message) => {
+                    let ours = self.rooms.get(room_id).and_then(|r| r.participants.get(pid)).is_some_and(|p| p.data_channel == Some(channel));
+                    if ours {
+                        self.relay_data(now, room_id, pid, message);
+                    }
+                }
                 RTCMessage::RtcpPacket(_, packets) if packets.iter().any(|p| p.as_any().is::<SenderReport>()) => {
                     let Some(room) = self.rooms.get_mut(room_id) else { continue };
                     for p in &packets {
@@ -1192,6 +1239,77 @@ impl WorkerCore {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Relays a message from `pid`'s data channel to the participants it may reach, or sends
+    /// the sender the reason it may not.
+    fn relay_data(&mut self, now: Instant, room_id: &RoomId, pid: &ParticipantId, message: RTCDataChannelMessage) {
+        let limits = &self.limits;
+        let Some(room) = self.rooms.get_mut(room_id) else { return };
+        let checked = match room.participants.get_mut(pid) {
+            None => return,
+            Some(sender) if !sender.permissions.data || sender.permissions.hidden => Err(DataError::NotPermitted),
+            Some(_) if message.data.len() > limits.data_message_max_bytes => {
+                Err(DataError::TooLarge { size: message.data.len(), max: limits.data_message_max_bytes })
+            }
+            Some(sender) => {
+                if sender.data_rate.take(now) {
+                    Ok(sender.group.clone())
+                } else {
+                    Err(DataError::RateLimited(limits.data_messages_per_second))
+                }
+            }
+        };
+        let routed = checked.and_then(|group| {
+            let out = crate::data::parse(&message.data, message.is_string)?;
+            // Who the sender can reach: others with an open channel, within its caucus group
+            // (those who see or read all groups hear everyone). Hidden observers listen but
+            // cannot be named, so that naming one tells nothing.
+            let reachable = |id: &ParticipantId, r: &Participant| {
+                id != pid
+                    && r.data_channel.is_some()
+                    && caucus_allows(group.as_deref(), r.group.as_deref(), r.sees_all_groups || r.reads_all_groups)
+            };
+            let recipients: Vec<ParticipantId> = if out.to.is_empty() {
+                room.participants.iter().filter(|(id, r)| reachable(id, r)).map(|(id, _)| id.clone()).collect()
+            } else {
+                let mut named = Vec::with_capacity(out.to.len());
+                for name in &out.to {
+                    let id = ParticipantId::from(*name);
+                    match room.participants.get(&id) {
+                        Some(r) if reachable(&id, r) && !r.permissions.hidden => {
+                            if !named.contains(&id) {
+                                named.push(id)
+                            }
+                        }
+                        _ => return Err(DataError::UnknownRecipient(name.to_string())),
+                    }
+                }
+                named
+            };
+            let frame = crate::data::relayed(&pid.0, out.text, !out.to.is_empty(), out.payload)
+                .ok_or(DataError::Malformed("sender identity too long"))?;
+            Ok((recipients, frame))
+        });
+        match routed {
+            Ok((recipients, frame)) => {
+                for id in recipients {
+                    let Some(r) = room.participants.get_mut(&id) else { continue };
+                    if send_data(now, r, frame.clone(), &mut self.transmits) {
+                        self.counters.data_relayed += 1;
+                    } else {
+                        self.counters.data_dropped += 1;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::debug!(participant = %pid, %error, "data channel message refused");
+                self.counters.data_refused += 1;
+                if let Some(sender) = room.participants.get_mut(pid) {
+                    send_data(now, sender, crate::data::refusal(&error), &mut self.transmits);
+                }
             }
         }
     }
@@ -1426,6 +1544,19 @@ fn transceiver_with_mid(pc: &mut RTCPeerConnection, mid: &str) -> Option<usize> 
     (0..count).find(|&i| pc.rtp_transceiver(i).is_some_and(|t| t.mid().as_deref() == Some(mid)))
 }
 
+/// Sends a frame on a participant's data channel; false if it has none open or is too far
+/// behind (see [`DATA_BACKLOG_MAX`]).
+fn send_data(now: Instant, p: &mut Participant, frame: BytesMut, transmits: &mut VecDeque<Transmit>) -> bool {
+    let Some(id) = p.data_channel else { return false };
+    let Some(mut channel) = p.pc.data_channel(id) else { return false };
+    if channel.outstanding_bytes() > DATA_BACKLOG_MAX {
+        return false;
+    }
+    let sent = channel.send(now, frame).is_ok();
+    flush(&mut p.pc, transmits);
+    sent
+}
+
 fn flush(pc: &mut RTCPeerConnection, transmits: &mut VecDeque<Transmit>) {
     while let Some(t) = pc.poll_write() {
         transmits.push_back(Transmit { to: t.transport.peer_addr, bytes: t.message });
@@ -1554,11 +1685,12 @@ mod tests {
         let mut core = WorkerCore::new("127.0.0.1:7000".parse().expect("addr"), Limits::default());
         let now = Instant::now();
         core.create_room(RoomId::from("r")).expect("room");
-        let perms = Permissions { publish: vec![Source::Microphone], subscribe: true, hidden: false };
+        let perms = Permissions { publish: vec![Source::Microphone], subscribe: true, hidden: false, data: true };
         core.add_participant(now, &RoomId::from("r"), ParticipantId::from("a"), ParticipantOptions {
             permissions: perms,
             group: None,
             sees_all_groups: false,
+            reads_all_groups: false,
         })
         .expect("participant");
         let from: SocketAddr = "127.0.0.1:5000".parse().expect("addr");
@@ -1572,15 +1704,16 @@ mod tests {
 
     #[test]
     fn limits_are_enforced() {
-        let limits = Limits { participants_per_room: 1, tracks_per_participant: 1, rooms_per_worker: 1 };
+        let limits = Limits { participants_per_room: 1, tracks_per_participant: 1, rooms_per_worker: 1, ..Limits::default() };
         let mut core = WorkerCore::new("127.0.0.1:7000".parse().expect("addr"), limits);
         let now = Instant::now();
         core.create_room(RoomId::from("r")).expect("room");
         assert_eq!(core.create_room(RoomId::from("s")), Err(MediaError::TooManyRooms(1)));
         let opts = ParticipantOptions {
-            permissions: Permissions { publish: vec![], subscribe: true, hidden: false },
+            permissions: Permissions { publish: vec![], subscribe: true, hidden: false, data: true },
             group: None,
             sees_all_groups: false,
+            reads_all_groups: false,
         };
         core.add_participant(now, &RoomId::from("r"), ParticipantId::from("a"), opts.clone()).expect("first");
         assert!(matches!(

@@ -35,6 +35,11 @@ pub struct MediaStats {
     pub packets_in: AtomicU64,
     pub packets_forwarded: AtomicU64,
     pub bytes_forwarded: AtomicU64,
+    /// Room data channel messages delivered, refused (the sender told why), dropped for a
+    /// recipient too far behind.
+    pub data_relayed: AtomicU64,
+    pub data_refused: AtomicU64,
+    pub data_dropped: AtomicU64,
     pub workers_running: AtomicUsize,
 }
 
@@ -292,6 +297,9 @@ fn publish_stats(
     stats.packets_in.fetch_add(now.packets_in - last.packets_in, Ordering::Relaxed);
     stats.packets_forwarded.fetch_add(now.packets_forwarded - last.packets_forwarded, Ordering::Relaxed);
     stats.bytes_forwarded.fetch_add(now.bytes_forwarded - last.bytes_forwarded, Ordering::Relaxed);
+    stats.data_relayed.fetch_add(now.data_relayed - last.data_relayed, Ordering::Relaxed);
+    stats.data_refused.fetch_add(now.data_refused - last.data_refused, Ordering::Relaxed);
+    stats.data_dropped.fetch_add(now.data_dropped - last.data_dropped, Ordering::Relaxed);
     *last = now;
     // Gauges are summed across workers: publish each worker's change, not its value.
     let current = (core.room_count(), core.participant_count(), core.track_count());

@@ -60,6 +60,8 @@ pub struct Permissions {
     pub subscribe: bool,
     /// A hidden observer: subscribes, is never announced to others.
     pub hidden: bool,
+    /// May send on the room data channel (a hidden observer never may: it would show itself).
+    pub data: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

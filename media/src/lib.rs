@@ -8,6 +8,7 @@
 
 pub mod bwe;
 pub mod core;
+pub mod data;
 pub mod driver;
 pub mod feedback;
 pub mod forwarder;

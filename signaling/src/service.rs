@@ -642,13 +642,15 @@ impl Signaling {
             publish: claims.grants.publish.iter().map(|s| wire_source(*s)).collect(),
             subscribe: claims.grants.subscribe,
             hidden: claims.grants.hidden,
+            data: claims.grants.publish_data,
         };
         // Someone coming back (a reload, a new device) returns to its caucus group.
         let group = room.state.lock().ok().and_then(|st| st.caucus.get(&claims.sub).cloned());
         room.handle
             .add_participant(
                 ParticipantId(claims.sub.clone()),
-                ParticipantOptions { permissions, group: group.clone(), sees_all_groups: false },
+                // Hosts read every group's chat (as over signaling) but see and hear only their own.
+                ParticipantOptions { permissions, group: group.clone(), sees_all_groups: false, reads_all_groups: claims.grants.room_admin },
             )
             .await
             .map_err(media_error)?;
@@ -813,7 +815,8 @@ impl Signaling {
                 }
                 let at = crate::token::unix_now();
                 if let Ok(st) = room.state.lock() {
-                    // Chat stays inside a caucus group, like the media.
+                    // Chat stays inside a caucus group, like the media; hosts read it all (the
+                    // data channel's rule too: the SDK chats there while it is open).
                     for m in st.members.values().filter(|m| m.info.group == me.info.group || m.claims.grants.room_admin) {
                         m.send(ServerMessage::Chat { from: me.info.identity.clone(), name: me.info.name.clone(), text: text.clone(), at });
                     }

@@ -55,6 +55,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ("jiefen_media_packets_received_total", "Datagrams received by the media workers.", media.packets_in.load(Ordering::Relaxed)),
         ("jiefen_media_packets_forwarded_total", "RTP packets forwarded to subscribers.", media.packets_forwarded.load(Ordering::Relaxed)),
         ("jiefen_media_bytes_forwarded_total", "RTP payload bytes forwarded to subscribers.", media.bytes_forwarded.load(Ordering::Relaxed)),
+        ("jiefen_data_messages_relayed_total", "Room data channel messages delivered to a recipient.", media.data_relayed.load(Ordering::Relaxed)),
+        ("jiefen_data_messages_refused_total", "Room data channel messages refused (too large, too many, not permitted, malformed, unknown recipient).", media.data_refused.load(Ordering::Relaxed)),
+        ("jiefen_data_messages_dropped_total", "Room data channel messages not delivered to a recipient too far behind.", media.data_dropped.load(Ordering::Relaxed)),
     ];
     for (name, help, v) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");

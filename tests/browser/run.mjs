@@ -75,6 +75,12 @@ scenario('one_to_one', () => withCall(async (server, browser) => {
   await pages.zhang.locator('#chat-input').fill('您好，调解员');
   await pages.zhang.locator('#chat-form button').click();
   await pages.med.getByTestId('chat-log').getByText('您好，调解员').waitFor({ timeout: 5000 });
+  // Over the room data channel, relayed by the SFU (not over signaling).
+  assert(await pages.med.locator('[data-testid="chat-log"] li[data-via="datachannel"]', { hasText: '您好，调解员' }).count() === 1,
+    'chat went over the data channel');
+  await pages.med.locator('#chat-input').fill('张先生您好');
+  await pages.med.locator('#chat-form button').click();
+  await pages.zhang.locator('[data-testid="chat-log"] li[data-via="datachannel"]', { hasText: '王调解员: 张先生您好' }).waitFor({ timeout: 5000 });
 }));
 
 scenario('one_to_one_on_postgres_and_redis', async () => {

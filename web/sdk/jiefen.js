@@ -11,6 +11,10 @@ export const PROTOCOL_VERSION = 1;
 
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000, 8000];
 
+// The room data channel: its label and the SFU's refusal codes (media/src/data.rs).
+const DATA_LABEL = 'jiefen';
+const DATA_ERRORS = { 1: 'malformed', 2: 'too_large', 3: 'rate_limited', 4: 'not_permitted', 5: 'unknown_recipient' };
+
 export class JiefenError extends Error {
   constructor(code, message) {
     super(message);
@@ -29,6 +33,7 @@ export class JiefenClient extends EventTarget {
     this.entryUrl = this.url;
     this.ws = null;
     this.pc = null;
+    this.dc = null;
     this.state = 'new'; // new | connecting | lobby | joined | reconnecting | closed
     this.self = null; // { identity, name, role, roomAdmin }
     this.participants = new Map(); // identity -> info
@@ -127,7 +132,7 @@ export class JiefenClient extends EventTarget {
         this.tracks.delete(m.track);
         this.emit('trackended', { trackId: m.track });
         return this.renegotiate();
-      case 'chat': return this.emit('chat', m);
+      case 'chat': return this.emit('chat', { ...m, via: 'signaling' });
       case 'connection_quality': return this.emit('quality', { identity: m.identity, quality: m.quality });
       case 'active_speaker': this.activeSpeaker = m.identity; return this.emit('speaker', { identity: m.identity });
       case 'recording': this.recording = m.recording; return this.emit('recording', { recording: m.recording, by: m.by });
@@ -183,6 +188,8 @@ export class JiefenClient extends EventTarget {
       const stream = ev.streams[0] || new MediaStream([ev.track]);
       this.emit('track', { trackId, publisher: info ? info.publisher : (ev.streams[0] && ev.streams[0].id), source: info && info.source, kind: ev.track.kind, track: ev.track, stream });
     };
+    // The room data channel (chat and control), relayed by the SFU: see docs/signaling.md.
+    this.openDataChannel(pc);
     pc.onconnectionstatechange = () => {
       this.emit('mediastate', { state: pc.connectionState });
       if (pc.connectionState === 'failed' && this.state === 'joined') {
@@ -198,7 +205,68 @@ export class JiefenClient extends EventTarget {
     return pc;
   }
 
+  openDataChannel(pc) {
+    const dc = pc.createDataChannel(DATA_LABEL, { ordered: true });
+    dc.binaryType = 'arraybuffer';
+    this.dc = dc;
+    dc.onopen = () => { if (this.dc === dc) this.emit('datastate', { open: true }); };
+    dc.onclose = () => { if (this.dc === dc) this.emit('datastate', { open: false }); };
+    dc.onmessage = ev => { if (this.dc === dc) this.onData(ev.data); };
+  }
+
+  get dataOpen() { return !!this.dc && this.dc.readyState === 'open'; }
+
+  // A frame from the SFU: a relayed message (sender named by the server) or a refusal.
+  onData(data) {
+    if (typeof data === 'string' || !(data instanceof ArrayBuffer)) return;
+    const b = new Uint8Array(data);
+    if (b[0] === 0xEE && b.length >= 2) {
+      const reason = new TextDecoder().decode(b.subarray(2));
+      return this.emit('dataerror', { code: DATA_ERRORS[b[1]] || 'unknown', reason });
+    }
+    if (b[0] !== 0x01 || b.length < 3) return;
+    const len = b[1];
+    if (b.length < 3 + len) return;
+    const from = new TextDecoder().decode(b.subarray(2, 2 + len));
+    const flags = b[2 + len];
+    const payload = b.subarray(3 + len);
+    const detail = { from, private: (flags & 2) !== 0 };
+    if (flags & 1) detail.text = new TextDecoder().decode(payload); else detail.bytes = payload;
+    if (detail.text !== undefined && detail.text.startsWith('{')) {
+      // The app's own control messages (chat) are JSON; anything else is the caller's.
+      let m = null;
+      try { m = JSON.parse(detail.text); } catch {}
+      if (m && m.t === 'chat' && typeof m.text === 'string') {
+        const who = this.participants.get(from);
+        return this.emit('chat', { from, name: who ? who.name : from, text: m.text, at: Math.floor(Date.now() / 1000), via: 'datachannel', private: detail.private });
+      }
+    }
+    this.emit('data', detail);
+  }
+
+  // Sends on the room data channel: a string or bytes, to everyone or to `to` (identities).
+  // Returns false when the channel is not open.
+  sendData(payload, { to = [] } = {}) {
+    if (!this.dataOpen) return false;
+    if (typeof payload === 'string' && to.length === 0) { this.dc.send(payload); return true; }
+    const enc = new TextEncoder();
+    const text = typeof payload === 'string';
+    const body = text ? enc.encode(payload) : new Uint8Array(payload.buffer ? payload.buffer.slice(payload.byteOffset, payload.byteOffset + payload.byteLength) : payload);
+    const names = to.map(t => enc.encode(t));
+    const frame = new Uint8Array(3 + names.reduce((n, x) => n + 1 + x.length, 0) + body.length);
+    let i = 0;
+    frame[i++] = 0x01;
+    frame[i++] = names.length;
+    for (const n of names) { frame[i++] = n.length; frame.set(n, i); i += n.length; }
+    frame[i++] = text ? 1 : 0;
+    frame.set(body, i);
+    this.dc.send(frame);
+    return true;
+  }
+
   resetPeerConnection() {
+    if (this.dc) { try { this.dc.close(); } catch {} }
+    this.dc = null;
     if (this.pc) { try { this.pc.close(); } catch {} }
     this.pc = null;
     this.subscriptions.clear();
@@ -277,7 +345,7 @@ export class JiefenClient extends EventTarget {
     }
     // Nothing to send or receive yet: an offer without m-lines would be answered without a
     // BUNDLE group, and Chrome (max-bundle) then refuses every later offer on this connection.
-    if (pc.getTransceivers().length === 0) return;
+    if (pc.getTransceivers().length === 0 && !this.dc) return;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     const publish = [];
@@ -304,7 +372,12 @@ export class JiefenClient extends EventTarget {
     return this.renegotiate();
   }
 
-  chat(text) { this.send({ type: 'chat', text }); }
+  // Chat goes over the room data channel; over signaling while the channel is not open.
+  chat(text, { to = [] } = {}) {
+    if (this.sendData(JSON.stringify({ t: 'chat', text }), { to })) return 'datachannel';
+    this.send({ type: 'chat', text });
+    return 'signaling';
+  }
   // Tells the server the size (CSS pixels × devicePixelRatio) a remote video is shown at.
   setVideoSize(trackId, width, height) {
     const w = Math.round(width), h = Math.round(height), key = `${w}x${h}`;

@@ -39,9 +39,10 @@ pub fn start_media(workers: usize) -> Media {
 
 pub fn everyone() -> ParticipantOptions {
     ParticipantOptions {
-        permissions: Permissions { publish: vec![Source::Microphone, Source::Camera], subscribe: true, hidden: false },
+        permissions: Permissions { publish: vec![Source::Microphone, Source::Camera], subscribe: true, hidden: false, data: true },
         group: None,
         sees_all_groups: false,
+        reads_all_groups: false,
     }
 }
 
@@ -507,4 +508,56 @@ pub async fn lt_viewer(
     .expect("recvonly");
     lt_negotiate(&pc, room, id, false, Some(track), relay).await;
     (pc, states, stats)
+}
+
+/// A participant's end of the room data channel and the frames it has received.
+pub struct DataEnd {
+    pub channel: Arc<dyn webrtc::data_channel::DataChannel>,
+    pub frames: Arc<Mutex<Vec<Vec<u8>>>>,
+    opened: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Peer {
+    /// Creates the room data channel (negotiated at the next [`Peer::negotiate`]).
+    pub async fn open_data(&self) -> DataEnd {
+        let channel = self.pc.create_data_channel(jiefen_media::data::LABEL, None).await.expect("data channel");
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let (open_tx, opened) = tokio::sync::oneshot::channel();
+        let (ch, got) = (channel.clone(), frames.clone());
+        tokio::spawn(async move {
+            let mut open_tx = Some(open_tx);
+            while let Some(event) = ch.poll().await {
+                match event {
+                    webrtc::data_channel::DataChannelEvent::OnOpen => {
+                        if let Some(tx) = open_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    webrtc::data_channel::DataChannelEvent::OnMessage(m) => got.lock().expect("lock").push(m.data.to_vec()),
+                    _ => {}
+                }
+            }
+        });
+        DataEnd { channel, frames, opened: Some(opened) }
+    }
+}
+
+impl DataEnd {
+    pub async fn wait_open(&mut self) {
+        if let Some(opened) = self.opened.take() {
+            tokio::time::timeout(Duration::from_secs(10), opened).await.expect("data channel opens in 10 s").expect("opened");
+        }
+    }
+
+    /// Waits until at least `n` frames have arrived (or 3 s), then returns all received so far.
+    pub async fn frames(&self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let got = self.frames.lock().expect("lock").clone();
+            if got.len() >= n || tokio::time::Instant::now() >= deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
