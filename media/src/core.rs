@@ -165,7 +165,8 @@ struct PublishedTrack {
     codecs: HashMap<u8, VideoCodec>,
     /// Payload type → (MIME type, clock rate), for the recording tap.
     mime_types: HashMap<u8, (String, u32)>,
-    last_keyframe_request: Option<Instant>,
+    /// Per simulcast layer (each its own encoding at the publisher): the last keyframe request.
+    last_keyframe_request: [Option<Instant>; LAYERS],
     /// While a recording runs: whether its tap has had a keyframe of this track yet (it cannot
     /// start the track's file before one; requests repeat until one comes).
     tap_keyframe_seen: bool,
@@ -852,7 +853,7 @@ impl WorkerCore {
                 extensions,
                 codecs,
                 mime_types,
-                last_keyframe_request: None,
+                last_keyframe_request: [None; LAYERS],
                 tap_keyframe_seen: false,
                 layer_of_ssrc: HashMap::new(),
                 layers: [None; LAYERS],
@@ -918,12 +919,20 @@ impl WorkerCore {
         }
     }
 
-    /// Asks a track's publisher for a keyframe, at most once per [`KEYFRAME_REQUEST_INTERVAL`].
-    fn request_keyframe(&mut self, now: Instant, room_id: &RoomId, track_id: &TrackId) {
-        self.request_keyframe_on(now, room_id, track_id, None);
+    /// Asks a track's publisher for a keyframe of the layer `subscriber` gets or is switching
+    /// to (a keyframe of another simulcast layer would not help it).
+    fn request_keyframe_for(&mut self, now: Instant, room_id: &RoomId, subscriber: &ParticipantId, track_id: &TrackId) {
+        let layer = self.rooms.get(room_id).and_then(|room| {
+            let down = room.participants.get(subscriber)?.subscriptions.get(track_id)?;
+            room.tracks.get(track_id)?.pick_layer(now, down.wanted_layer(), down.current_layer)
+        });
+        self.request_keyframe_on(now, room_id, track_id, layer);
     }
 
-    /// As [`Self::request_keyframe`], for one simulcast layer when given.
+    /// Asks a track's publisher for a keyframe on one simulcast layer (`None`: the stream seen
+    /// first), at most once per [`KEYFRAME_REQUEST_INTERVAL`] per layer. The limit is per layer
+    /// because each is its own encoding: one rate for the track would make a subscriber on
+    /// another layer wait out the interval (a second, measured at join).
     fn request_keyframe_on(&mut self, now: Instant, room_id: &RoomId, track_id: &TrackId, layer: Option<u8>) {
         let Some(room) = self.rooms.get_mut(room_id) else { return };
         let Some(track) = room.tracks.get_mut(track_id) else { return };
@@ -932,10 +941,15 @@ impl WorkerCore {
         }
         let layer_ssrc = layer.and_then(|l| track.layers.get(usize::from(l)).copied().flatten()).map(|s| s.ssrc);
         let Some(media_ssrc) = layer_ssrc.or(track.media_ssrc) else { return };
-        if track.last_keyframe_request.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
+        let slot = match layer_ssrc {
+            Some(_) => layer.map(usize::from).unwrap_or(0),
+            None => track.layer_of_ssrc.get(&media_ssrc).copied().map(usize::from).unwrap_or(0),
+        }
+        .min(LAYERS - 1);
+        if track.last_keyframe_request[slot].is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
             return;
         }
-        track.last_keyframe_request = Some(now);
+        track.last_keyframe_request[slot] = Some(now);
         tracing::debug!(track = %track_id, media_ssrc, "keyframe request");
         let receiver = track.receiver;
         let publisher = track.info.publisher.clone();
@@ -1188,7 +1202,7 @@ impl WorkerCore {
                 .map(|p| p.subscriptions.keys().cloned().collect())
                 .unwrap_or_default();
             for t in subs {
-                self.request_keyframe(now, room_id, &t);
+                self.request_keyframe_for(now, room_id, pid, &t);
             }
         }
         for message in media {
@@ -1235,7 +1249,7 @@ impl WorkerCore {
                         })
                         .unwrap_or_default();
                     for t in tracks {
-                        self.request_keyframe(now, room_id, &t);
+                        self.request_keyframe_for(now, room_id, pid, &t);
                     }
                 }
                 _ => {}
@@ -1511,7 +1525,7 @@ impl WorkerCore {
                 if ssrcs.is_empty() {
                     ssrcs.extend(track.media_ssrc);
                 }
-                track.last_keyframe_request = Some(now);
+                track.last_keyframe_request = [Some(now); LAYERS];
                 tracing::debug!(track = %track.info.id, ?ssrcs, "keyframe request for the recording");
                 requests.push((track.info.publisher.clone(), track.receiver, ssrcs));
             }
