@@ -14,6 +14,7 @@ pub mod feedback;
 pub mod forwarder;
 pub mod ids;
 pub mod keyframe;
+pub mod nack_guard;
 pub mod sdp;
 pub mod stun;
 

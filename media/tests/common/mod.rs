@@ -142,6 +142,8 @@ pub struct Peer {
     /// mid → role of each m-line this peer has offered.
     publish: Vec<PublishIntent>,
     subscribe: Vec<SubscribeIntent>,
+    /// The SFU's last answer.
+    pub last_answer: String,
 }
 
 fn track_for(source: Source, ssrc: u32, id: &str) -> (Arc<TrackLocalStaticRTP>, u8) {
@@ -199,6 +201,7 @@ impl Peer {
             outgoing: Vec::new(),
             publish: Vec::new(),
             subscribe: Vec::new(),
+            last_answer: String::new(),
         }
     }
 
@@ -263,6 +266,7 @@ impl Peer {
                 OfferRequest { sdp, publish: self.publish.clone(), subscribe: self.subscribe.clone() },
             )
             .await?;
+        self.last_answer = answer.clone();
         let answer = match relay {
             Some(port) => via_relay(&answer, port),
             None => answer,
@@ -344,6 +348,8 @@ pub async fn pump(peers: &mut [&mut Peer], rounds: usize, len: usize) {
 pub struct LossyRelay {
     pub port: u16,
     pub dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// RTP packets passed towards the client, by SSRC (SRTP leaves the header in the clear).
+    pub to_client_by_ssrc: Arc<Mutex<HashMap<u32, u64>>>,
 }
 
 /// What a relay does to media packets in the lossy direction.
@@ -371,6 +377,8 @@ impl LossyRelay {
         let port = socket.local_addr().expect("addr").port();
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = dropped.clone();
+        let to_client_by_ssrc: Arc<Mutex<HashMap<u32, u64>>> = Arc::default();
+        let by_ssrc = to_client_by_ssrc.clone();
         tokio::spawn(async move {
             let mut client: Option<std::net::SocketAddr> = None;
             let mut buf = vec![0u8; 2048];
@@ -405,6 +413,10 @@ impl LossyRelay {
                 }
                 if towards_client {
                     let Some(to) = client else { continue };
+                    if is_rtp {
+                        let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+                        *by_ssrc.lock().expect("lock").entry(ssrc).or_default() += 1;
+                    }
                     let _ = socket.send_to(data, to).await;
                 } else {
                     client = Some(from);
@@ -412,7 +424,7 @@ impl LossyRelay {
                 }
             }
         });
-        LossyRelay { port, dropped }
+        LossyRelay { port, dropped, to_client_by_ssrc }
     }
 }
 
