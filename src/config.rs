@@ -28,6 +28,9 @@ pub struct ConfigArgs {
     /// Number of media worker threads (default: one per core).
     #[arg(long, global = true, env = "JIEFEN_MEDIA_WORKERS")]
     pub media_workers: Option<usize>,
+    /// Datagrams per send system call of a media worker (sendmmsg); 1 sends one at a time.
+    #[arg(long, global = true, env = "JIEFEN_MEDIA_SEND_BATCH")]
+    pub media_send_batch: Option<usize>,
     /// `postgres://...` for PostgreSQL, `sqlite:...` or nothing for the embedded database.
     #[arg(long, global = true, env = "DATABASE_URL")]
     pub database_url: Option<String>,
@@ -70,6 +73,7 @@ struct FileConfig {
     media_port: Option<u16>,
     public_ip: Option<IpAddr>,
     media_workers: Option<usize>,
+    media_send_batch: Option<usize>,
     database_url: Option<String>,
     redis_url: Option<String>,
     log_format: Option<LogFormat>,
@@ -161,6 +165,7 @@ pub struct Config {
     pub media_port: u16,
     pub public_ip: IpAddr,
     pub media_workers: usize,
+    pub media_send_batch: usize,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub log_format: LogFormat,
@@ -192,6 +197,7 @@ impl std::fmt::Debug for Config {
             .field("media_port", &self.media_port)
             .field("public_ip", &self.public_ip)
             .field("media_workers", &self.media_workers)
+            .field("media_send_batch", &self.media_send_batch)
             .field("database", &self.database_url.as_deref().map(redact_url))
             .field("redis", &self.redis_url.as_deref().map(redact_url))
             .field("token_secret", &self.token_secret.as_ref().map(|_| "<redacted>"))
@@ -240,6 +246,13 @@ impl Config {
             )));
         }
         let media_port = args.media_port.or(file.media_port).unwrap_or(7880);
+        let media_send_batch = args.media_send_batch.or(file.media_send_batch).unwrap_or(jiefen_media::batch::DEFAULT_BATCH);
+        if media_send_batch == 0 || media_send_batch > jiefen_media::batch::MAX_BATCH {
+            return Err(ConfigError::Invalid(format!(
+                "media_send_batch must be between 1 and {}, got {media_send_batch}",
+                jiefen_media::batch::MAX_BATCH
+            )));
+        }
         if usize::from(media_port) + media_workers > 65536 {
             return Err(ConfigError::Invalid("media_port + media_workers exceeds 65535".into()));
         }
@@ -276,6 +289,7 @@ impl Config {
             media_port,
             public_ip: args.public_ip.or(file.public_ip).unwrap_or(IpAddr::from([127, 0, 0, 1])),
             media_workers,
+            media_send_batch,
             database_url,
             redis_url,
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),

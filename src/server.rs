@@ -163,6 +163,7 @@ impl Server {
             public_ip: config.public_ip,
             first_port: config.media_port,
             workers: config.media_workers,
+            send_batch: config.media_send_batch,
             limits: jiefen_media::Limits {
                 participants_per_room: config.limits.participants_per_room,
                 tracks_per_participant: 3,

@@ -23,6 +23,8 @@ pub struct MediaConfig {
     /// Worker i listens on `first_port + i`.
     pub first_port: u16,
     pub workers: usize,
+    /// Datagrams per send system call ([`crate::batch`]); 1 sends one at a time.
+    pub send_batch: usize,
     pub limits: Limits,
 }
 
@@ -96,10 +98,11 @@ impl Media {
             let (tx, rx) = mpsc::unbounded_channel();
             let core = WorkerCore::new(announce, config.limits.clone());
             let stats = stats.clone();
+            let send_batch = config.send_batch;
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             std::thread::Builder::new()
                 .name(format!("media-worker-{i}"))
-                .spawn(move || run_worker(socket, core, rx, stats, ready_tx))
+                .spawn(move || run_worker(socket, core, rx, stats, ready_tx, send_batch))
                 .map_err(|e| MediaError::Io(e.to_string()))?;
             // Returned only once every worker runs, so that readiness checks never see a gap.
             ready_rx
@@ -181,6 +184,7 @@ fn run_worker(
     commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<MediaStats>,
     ready: std::sync::mpsc::Sender<()>,
+    send_batch: usize,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -189,7 +193,7 @@ fn run_worker(
             return;
         }
     };
-    runtime.block_on(worker_loop(socket, core, commands, stats, ready));
+    runtime.block_on(worker_loop(socket, core, commands, stats, ready, send_batch));
 }
 
 async fn worker_loop(
@@ -198,6 +202,7 @@ async fn worker_loop(
     mut commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<MediaStats>,
     ready: std::sync::mpsc::Sender<()>,
+    send_batch: usize,
 ) {
     let socket = match UdpSocket::from_std(socket) {
         Ok(s) => s,
@@ -210,18 +215,17 @@ async fn worker_loop(
     let _ = ready.send(());
     let mut rooms: HashMap<RoomId, mpsc::UnboundedSender<MediaEvent>> = HashMap::new();
     let mut buf = vec![0u8; 2048];
+    let mut sender = crate::batch::BatchSender::new(send_batch);
+    let mut outbox: Vec<crate::core::Transmit> = Vec::with_capacity(crate::batch::MAX_BATCH);
     let mut last = core.counters();
     let mut gauges = (0usize, 0usize, 0usize);
     loop {
         while let Some(t) = core.poll_transmit() {
-            if let Err(e) = socket.try_send_to(&t.bytes, t.to) {
-                if e.kind() == std::io::ErrorKind::WouldBlock {
-                    // The kernel buffer is full: wait once for room, then drop (media tolerates loss).
-                    let _ = socket.send_to(&t.bytes, t.to).await;
-                } else {
-                    tracing::debug!(to = %t.to, error = %e, "send failed");
-                }
-            }
+            outbox.push(t);
+        }
+        if !outbox.is_empty() {
+            sender.send_all(&socket, &outbox).await;
+            outbox.clear();
         }
         while let Some((room, event)) = core.poll_event() {
             if let Some(tx) = rooms.get(&room) {

@@ -6,6 +6,7 @@
 //!
 //! This crate knows nothing of HTTP, SQL, Redis, tokens or JSON.
 
+pub mod batch;
 pub mod bwe;
 pub mod core;
 pub mod data;

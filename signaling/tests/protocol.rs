@@ -23,6 +23,7 @@ async fn node(limits: SignalingLimits) -> Node {
         public_ip: [127, 0, 0, 1].into(),
         first_port: 0,
         workers: 1,
+        send_batch: jiefen_media::batch::DEFAULT_BATCH,
         limits: Limits::default(),
     })
     .expect("media");

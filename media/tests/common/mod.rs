@@ -32,6 +32,7 @@ pub fn start_media(workers: usize) -> Media {
         public_ip: [127, 0, 0, 1].into(),
         first_port: 0,
         workers,
+        send_batch: jiefen_media::batch::DEFAULT_BATCH,
         limits: Limits::default(),
     })
     .expect("media starts")
