@@ -13,11 +13,12 @@ RUST_LOG=warn target/debug/jiefen serve --no-demo --data-dir "$DIR" --listen "12
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR"' EXIT
 for _ in $(seq 1 100); do curl -fs "127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-# One publisher of the FFmpeg-made simulcast fixtures to three subscribers, then a 1:1 pair that
-# churns: every stream must arrive intact, nearly all packets, a key frame within 5 s.
+# One publisher of the FFmpeg-made simulcast fixtures to three subscribers, everyone also sending
+# five data channel messages a second, then a 1:1 pair that churns: every stream must arrive
+# intact, nearly all packets, a key frame within 5 s, most messages relayed to everyone.
 target/debug/jiefen-loadtest --url "http://127.0.0.1:$PORT" --data-dir "$DIR" --server-pid "$PID" \
-  --scenario broadcast --subscribers 3 --duration "${SECS}s" \
-  --all-streams --no-corrupt --min-delivery 0.97 --max-join 5s --json "$DIR/broadcast.json" | grep -v '^{'
+  --scenario broadcast --subscribers 3 --duration "${SECS}s" --data-rate 5 \
+  --all-streams --no-corrupt --min-delivery 0.97 --max-join 5s --min-data-delivery 0.8 --json "$DIR/broadcast.json" | grep -v '^{'
 target/debug/jiefen-loadtest --url "http://127.0.0.1:$PORT" --data-dir "$DIR" --server-pid "$PID" \
   --scenario churn --rooms 1 --publishers 2 --subscribers 1 --churn-every 3s --duration "$((SECS + 10))s" \
   --all-streams --no-corrupt --min-delivery 0.95 --max-join 5s | grep -v '^{'

@@ -294,6 +294,7 @@ fn participant(addr: SocketAddr, join_url: &str, identity: &str) -> jiefen_loadt
         publish_audio: true,
         publish_video: true,
         media: jiefen_loadtest::MediaSpec::Synthetic { bytes: 600, packets_per_second: 30 },
+        data_per_second: 0,
     })
 }
 

@@ -58,6 +58,7 @@ fn participant(identity: &str, entry: Vec<String>) -> Participant {
         publish_audio: true,
         publish_video: true,
         media: jiefen_loadtest::MediaSpec::Synthetic { bytes: 800, packets_per_second: 60 },
+        data_per_second: 0,
     })
 }
 

@@ -3,6 +3,7 @@
 //! measure what they receive.
 
 pub mod chart;
+pub mod data;
 pub mod fixture;
 pub mod janus;
 pub mod participant;

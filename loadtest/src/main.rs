@@ -111,6 +111,14 @@ struct Args {
     /// A label for the report (e.g. the server's name).
     #[arg(long)]
     label: Option<String>,
+    /// Messages per second each participant sends on the room data channel (relayed by the
+    /// SFU to everyone in the room); 0 opens no data channel. jiefen only.
+    #[arg(long, default_value_t = 0)]
+    data_rate: u32,
+    /// Fail if fewer relayed data channel messages arrive than this share of those sent times
+    /// the others in the room.
+    #[arg(long)]
+    min_data_delivery: Option<f64>,
 }
 
 struct Plan {
@@ -146,6 +154,7 @@ struct Spawner {
     janus: Option<String>,
     bind: String,
     media: MediaSpec,
+    data_per_second: u32,
 }
 
 impl Spawner {
@@ -177,6 +186,7 @@ impl Spawner {
             publish_audio: publishes,
             publish_video: publishes,
             media: self.media.clone(),
+            data_per_second: self.data_per_second,
         }))
     }
 }
@@ -212,7 +222,7 @@ async fn main() -> anyhow::Result<()> {
             MediaSpec::Fixture(Arc::new(Fixture::load(&args.fixtures)?))
         }
     };
-    let spawner = Spawner { key, urls: args.url.clone(), janus: args.janus.clone(), bind: args.bind.clone(), media };
+    let spawner = Spawner { key, urls: args.url.clone(), janus: args.janus.clone(), bind: args.bind.clone(), media, data_per_second: args.data_rate };
     let per_room = plan.publishers + plan.subscribers;
     let before = args.server_pid.and_then(procstat::sample);
     let t0 = Instant::now();
@@ -292,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
         max_join: args.max_join,
         max_delay_ms: args.max_delay_ms,
         no_corrupt: args.no_corrupt,
+        min_data_delivery: args.min_data_delivery,
     });
     for f in &failures {
         eprintln!("jiefen-loadtest: {f}");

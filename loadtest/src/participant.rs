@@ -56,6 +56,13 @@ pub struct Stats {
     pub redirects: u32,
     /// NACK packets this participant sent (from the peer connection's statistics, per session).
     pub nacks_sent: u64,
+    /// The room data channel: messages sent, relayed messages received (with their one-way
+    /// delay), and refusals from the SFU.
+    pub data_sent: u64,
+    pub data_received: u64,
+    pub data_delay_sum_us: u64,
+    pub data_delay_max_us: u64,
+    pub data_refused: u64,
     pub errors: Vec<String>,
 }
 
@@ -68,6 +75,8 @@ pub struct ParticipantConfig {
     pub publish_audio: bool,
     pub publish_video: bool,
     pub media: MediaSpec,
+    /// Messages per second on the room data channel (0: no data channel).
+    pub data_per_second: u32,
 }
 
 impl ParticipantConfig {
@@ -80,6 +89,7 @@ impl ParticipantConfig {
             publish_audio: true,
             publish_video: true,
             media: MediaSpec::Synthetic { bytes, packets_per_second },
+            data_per_second: 0,
         }
     }
 }
@@ -267,9 +277,17 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &A
         pc.add_track(o.track.clone() as Arc<dyn TrackLocal>).await?;
     }
     let mut known: Vec<TrackInfo> = tracks;
+    // Like the SDK: the room data channel is created before the first offer.
+    let data = if config.data_per_second > 0 {
+        Some(crate::data::open(&pc, stats.clone()).await?)
+    } else {
+        None
+    };
+    let mut data_tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(config.data_per_second.max(1))));
     // Subscribed track ids in the order of their receive-only m-lines, with each m-line's mid.
     let mut subscribed: Vec<(String, Option<String>)> = Vec::new();
-    let mut deferred = negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?;
+    let has_data = data.is_some();
+    let mut deferred = negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers, has_data).await?;
     for o in &outs {
         o.serve_keyframe_requests(sent.clone());
     }
@@ -310,15 +328,20 @@ async fn session(config: &ParticipantConfig, stats: &Arc<Mutex<Stats>>, sent: &A
                     o.tick_video(&config.media, sent).await;
                 }
             }
+            _ = data_tick.tick(), if connected && data.as_ref().is_some_and(|d| d.is_open()) => {
+                if let Some(d) = &data {
+                    d.send_stamped(stats).await;
+                }
+            }
             m = async { match deferred.pop() { Some(m) => Ok(m), None => next_message(&mut ws).await } } => match m {
                 Ok(ServerMessage::TrackPublished { track }) => {
                     known.retain(|t| t.id != track.id);
                     known.push(track);
-                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?);
+                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers, has_data).await?);
                 }
                 Ok(ServerMessage::TrackUnpublished { track }) => {
                     known.retain(|t| t.id != track);
-                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers).await?);
+                    deferred.extend(negotiate(&pc, &mut ws, &config.identity, &mut outs, &known, &mut subscribed, &publishers, has_data).await?);
                 }
                 Ok(ServerMessage::ConnectionState { state }) if state == "failed" => {
                     break Err(anyhow!("the server saw the media connection fail"));
@@ -354,6 +377,7 @@ async fn negotiate(
     known: &[TrackInfo],
     subscribed: &mut Vec<(String, Option<String>)>,
     publishers: &Mutex<HashMap<String, String>>,
+    has_data: bool,
 ) -> anyhow::Result<Vec<ServerMessage>> {
     let live: HashSet<&String> = known.iter().map(|t| &t.id).collect();
     // Like the SDK: the m-line of a track that is gone goes inactive (a stale receive-only line
@@ -373,7 +397,7 @@ async fn negotiate(
     }
     *subscribed = kept;
     let wanted: Vec<&TrackInfo> = known.iter().filter(|t| t.publisher != me && !subscribed.iter().any(|(id, _)| id == &t.id)).collect();
-    if outs.is_empty() && wanted.is_empty() && subscribed.is_empty() {
+    if outs.is_empty() && wanted.is_empty() && subscribed.is_empty() && !has_data {
         // Nothing to send or receive yet: an offer without m-lines is not an offer.
         return Ok(Vec::new());
     }

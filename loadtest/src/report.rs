@@ -111,6 +111,15 @@ pub struct Report {
     pub server_rss_bytes: Option<u64>,
     pub server_rss_bytes_after_warmup: Option<u64>,
     pub server_rss_per_participant_bytes: Option<u64>,
+    /// The room data channel (`--data-rate`): messages sent, relayed messages received, and
+    /// their one-way delay; refusals from the SFU.
+    pub data_sent: u64,
+    pub data_received: u64,
+    pub data_refused: u64,
+    pub data_delay_ms_mean: f64,
+    pub data_delay_ms_max: f64,
+    /// data_received / (data_sent × (participants per room − 1)).
+    pub data_delivery: f64,
     pub samples: Vec<Sample>,
     #[serde(skip)]
     jitter_sum: f64,
@@ -120,6 +129,8 @@ pub struct Report {
     delay_sum_us: u64,
     #[serde(skip)]
     bytes: u64,
+    #[serde(skip)]
+    data_delay_sum_us: u64,
 }
 
 pub struct Thresholds {
@@ -128,6 +139,7 @@ pub struct Thresholds {
     pub max_join: Option<Duration>,
     pub max_delay_ms: Option<f64>,
     pub no_corrupt: bool,
+    pub min_data_delivery: Option<f64>,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
@@ -172,6 +184,11 @@ impl Report {
         }
         if let Ok(s) = p.stats.lock() {
             self.nacks_sent += s.nacks_sent;
+            self.data_sent += s.data_sent;
+            self.data_received += s.data_received;
+            self.data_refused += s.data_refused;
+            self.data_delay_sum_us += s.data_delay_sum_us;
+            self.data_delay_ms_max = self.data_delay_ms_max.max(s.data_delay_max_us as f64 / 1000.0);
             self.joins += u64::from(s.joins);
             self.errors += s.errors.len() as u64;
             for e in &s.errors {
@@ -222,6 +239,10 @@ impl Report {
         self.received_mbit_per_s = self.bytes as f64 * 8.0 / secs / 1e6;
         self.jitter_ms_mean = if self.jitter_n > 0 { self.jitter_sum / self.jitter_n as f64 } else { 0.0 };
         self.delay_ms_mean = if self.packets_received > 0 { self.delay_sum_us as f64 / self.packets_received as f64 / 1000.0 } else { 0.0 };
+        let others = (publishers + subscribers).saturating_sub(1) as f64;
+        self.data_delivery = if self.data_sent > 0 && others > 0.0 { self.data_received as f64 / (self.data_sent as f64 * others) } else { 0.0 };
+        self.data_delay_ms_mean =
+            if self.data_received > 0 { self.data_delay_sum_us as f64 / self.data_received as f64 / 1000.0 } else { 0.0 };
         self.join_to_keyframe_ms.sort_unstable();
         self.join_to_keyframe_ms_median = percentile(&self.join_to_keyframe_ms, 0.5);
         self.join_to_keyframe_ms_p95 = percentile(&self.join_to_keyframe_ms, 0.95);
@@ -251,6 +272,20 @@ impl Report {
         row("received", format!("{:.2} Mbit/s", self.received_mbit_per_s));
         row("jitter", format!("mean {:.2} ms, max {:.2} ms", self.jitter_ms_mean, self.jitter_ms_max));
         row("one-way delay", format!("mean {:.2} ms, max {:.1} ms", self.delay_ms_mean, self.delay_ms_max));
+        if self.data_sent > 0 {
+            row(
+                "data channel messages",
+                format!(
+                    "{} sent, {} relayed copies received ({:.1}%), {} refused; delay mean {:.2} ms, max {:.1} ms",
+                    self.data_sent,
+                    self.data_received,
+                    self.data_delivery * 100.0,
+                    self.data_refused,
+                    self.data_delay_ms_mean,
+                    self.data_delay_ms_max
+                ),
+            );
+        }
         if let (Some(m), Some(p)) = (self.join_to_keyframe_ms_median, self.join_to_keyframe_ms_p95) {
             row("join → first key frame", format!("median {m} ms, p95 {p} ms (n = {})", self.join_to_keyframe_ms.len()));
         }
@@ -299,6 +334,11 @@ impl Report {
         if th.no_corrupt && self.corrupt > 0 {
             failed.push(format!("{} corrupt payloads", self.corrupt));
         }
+        if let Some(min) = th.min_data_delivery
+            && self.data_delivery < min
+        {
+            failed.push(format!("data channel delivery {:.4} below {min}", self.data_delivery));
+        }
         failed
     }
 }
@@ -310,10 +350,10 @@ mod tests {
     #[test]
     fn thresholds_name_what_failed() {
         let r = Report { delivery: 0.9, streams_expected: 4, streams_receiving: 3, corrupt: 1, delay_ms_mean: 3.0, ..Report::default() };
-        let failed = r.check(&Thresholds { min_delivery: Some(0.95), all_streams: true, max_join: Some(Duration::from_secs(1)), max_delay_ms: Some(2.0), no_corrupt: true });
+        let failed = r.check(&Thresholds { min_delivery: Some(0.95), all_streams: true, max_join: Some(Duration::from_secs(1)), max_delay_ms: Some(2.0), no_corrupt: true, min_data_delivery: None });
         assert_eq!(failed.len(), 5, "{failed:?}");
         let ok = Report { delivery: 0.99, streams_expected: 4, streams_receiving: 4, join_to_keyframe_ms_median: Some(300), delay_ms_mean: 1.0, ..Report::default() };
-        assert!(ok.check(&Thresholds { min_delivery: Some(0.95), all_streams: true, max_join: Some(Duration::from_secs(1)), max_delay_ms: Some(2.0), no_corrupt: true }).is_empty());
+        assert!(ok.check(&Thresholds { min_delivery: Some(0.95), all_streams: true, max_join: Some(Duration::from_secs(1)), max_delay_ms: Some(2.0), no_corrupt: true, min_data_delivery: None }).is_empty());
         assert_eq!(percentile(&[1, 2, 3, 4, 5], 0.5), Some(3));
         assert_eq!(percentile(&[], 0.5), None);
     }

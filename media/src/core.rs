@@ -597,9 +597,8 @@ impl WorkerCore {
     /// Drops a track from the room and from every subscriber.
     fn unpublish(&mut self, room_id: &RoomId, track: &TrackId) {
         let Some(room) = self.rooms.get_mut(room_id) else { return };
-        if room.tracks.remove(track).is_none() {
-            return;
-        }
+        let Some(gone) = room.tracks.remove(track) else { return };
+        room.sender_reports.retain(|ssrc, _| !gone.layer_of_ssrc.contains_key(ssrc));
         for sub in room.participants.values_mut() {
             if let Some(d) = sub.subscriptions.remove(track) {
                 // The browser learns of it at its next offer; until then the m-line is silent.
@@ -1219,7 +1218,15 @@ impl WorkerCore {
                     for p in &packets {
                         if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
                             let report = TapSenderReport { ssrc: sr.ssrc, ntp_time: sr.ntp_time, rtp_time: sr.rtp_time };
-                            room.sender_reports.insert(sr.ssrc, report);
+                            // Kept for the streams of published tracks only (and dropped with
+                            // them), so that the map does not grow with every SSRC ever seen.
+                            let published = room
+                                .tracks
+                                .values()
+                                .any(|t| &t.info.publisher == pid && t.layer_of_ssrc.contains_key(&sr.ssrc));
+                            if published {
+                                room.sender_reports.insert(sr.ssrc, report);
+                            }
                             if let Some(tap) = &room.tap
                                 && tap.sender.try_send(TapItem::SenderReport(report)).is_err()
                             {
