@@ -333,6 +333,8 @@ function wire(c) {
   c.addEventListener('closed', () => { if (!$('session').hidden) end(t('connection_lost')); });
   c.addEventListener('ended', () => end(t('ended')));
   c.addEventListener('error', ev => notice(errorText(ev.detail.code, ev.detail.message)));
+  // The SFU refused a data channel message (chat): say why.
+  c.addEventListener('dataerror', ev => notice(errorText(ev.detail.code, ev.detail.reason)));
 }
 
 function end(text) {
