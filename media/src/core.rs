@@ -1660,7 +1660,7 @@ fn new_peer_connection(now: Instant, credentials: &IceCredentials, downlink: std
     let registry = configure_twcc(registry, &mut media_engine)?
         .with(Slot::CongestionControl, CongestionControlBuilder::new(SharedGcc::new(downlink)).build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(Slot::from(crate::nack_guard::SLOT), crate::nack_guard::NackGuard::default())
+        .with(Slot::from(crate::nack_guard::SLOT), crate::nack_guard::NackGuardInterceptor::default())
         .with(Slot::from(crate::feedback::SLOT), crate::feedback::KeyframeRequestTap::default());
     let settings = SettingEngineBuilder::new()
         .with_lite(true)

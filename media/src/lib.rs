@@ -16,6 +16,7 @@ pub mod forwarder;
 pub mod ids;
 pub mod keyframe;
 pub mod nack_guard;
+pub mod read_filter;
 pub mod sdp;
 pub mod stun;
 

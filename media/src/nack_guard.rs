@@ -4,12 +4,13 @@
 //! with webrtc-rs subscribers, which keep asking while an answer is under way: 839
 //! retransmissions for 123 lost packets without the guard.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{TransportLayerNack, nack_pairs_from_sequence_numbers};
-use rtc::sansio::Protocol;
+
+use crate::read_filter::ReadFilter;
 
 /// The chain position: wire-ward of the NACK responder (4 000), application-ward of the pacer.
 pub const SLOT: usize = 3_500;
@@ -25,13 +26,14 @@ pub const MAX_RESENDS: u8 = 3;
 /// Entries older than this are forgotten (a sequence number is reused after 65 536 packets).
 const FORGET_AFTER: Duration = Duration::from_secs(2);
 
+/// The interceptor to register at [`SLOT`].
+pub type NackGuardInterceptor = crate::read_filter::FilterInterceptor<NackGuard>;
+
 #[derive(Default)]
 pub struct NackGuard {
     /// (media SSRC, sequence number) → when last retransmitted, how often.
     resent: HashMap<(u32, u16), (Instant, u8)>,
     last_pruned: Option<Instant>,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl NackGuard {
@@ -57,14 +59,8 @@ impl NackGuard {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGuard {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadFilter for NackGuard {
+    fn filter(&mut self, mut msg: TaggedPacket) -> Option<TaggedPacket> {
         let now = msg.now;
         if let Packet::Rtcp(packets) = &mut msg.message.packet
             && packets.iter().any(|p| p.as_any().is::<TransportLayerNack>())
@@ -86,41 +82,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGuard {
                 }
             }
             if kept.is_empty() {
-                return Ok(());
+                return None;
             }
             *packets = kept;
         }
-        self.reads.push_back(msg);
-        Ok(())
+        Some(msg)
     }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.writes.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        None
-    }
-}
-
-impl Interceptor for NackGuard {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -26,17 +26,23 @@ fn assert_intact(peer: &Peer, min_packets: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_to_one_payloads_arrive_intact() {
+/// A room where `a` publishes microphone and camera and `b` has joined (nothing subscribed yet).
+async fn a_publishing_b_joined(name: &str) -> (jiefen_media::Media, jiefen_media::RoomHandle, Peer, Peer, Vec<jiefen_media::TrackInfo>) {
     let media = start_media(1);
-    let (room, mut events) = room(&media, "r1").await;
+    let (room, mut events) = room(&media, name).await;
     let mut a = Peer::new("a").await;
-    let mut b = Peer::new("b").await;
+    let b = Peer::new("b").await;
     room.add_participant(a.id.clone(), everyone()).await.expect("a");
     room.add_participant(b.id.clone(), everyone()).await.expect("b");
     a.add_sources(&SOURCES).await;
     a.negotiate(&room).await.expect("a negotiates");
     let tracks = published(&mut events, 2).await;
+    (media, room, a, b, tracks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_to_one_payloads_arrive_intact() {
+    let (media, room, mut a, mut b, tracks) = a_publishing_b_joined("r1").await;
     b.add_subscriptions(&tracks).await;
     b.negotiate(&room).await.expect("b negotiates");
     a.wait_connected().await;
@@ -477,15 +483,7 @@ async fn a_subscription_to_a_track_gone_in_flight_does_not_take_the_next_m_line(
     // Churn: a subscriber's offer names a track whose publisher left while the offer was on its
     // way. That m-line must be answered inactive, and the subscriptions after it must still bind
     // to their own m-lines (rtc binds new m-lines to the first free sender of the kind).
-    let media = start_media(1);
-    let (room, mut events) = room(&media, "rg").await;
-    let mut a = Peer::new("a").await;
-    let mut b = Peer::new("b").await;
-    room.add_participant(a.id.clone(), everyone()).await.expect("a");
-    room.add_participant(b.id.clone(), everyone()).await.expect("b");
-    a.add_sources(&SOURCES).await;
-    a.negotiate(&room).await.expect("a negotiates");
-    let tracks = published(&mut events, 2).await;
+    let (_media, room, mut a, mut b, tracks) = a_publishing_b_joined("rg").await;
     let gone = |kind, source, mid: &str| jiefen_media::TrackInfo {
         id: jiefen_media::TrackId::new(&ParticipantId::from("left"), 1, mid),
         publisher: ParticipantId::from("left"),
