@@ -52,7 +52,10 @@ const SPEAKING_THRESHOLD: f32 = 72.0;
 /// How long a speaker stays the speaker after its level last crossed the threshold.
 const SPEAKER_HOLD: Duration = Duration::from_millis(1500);
 
-/// At most one keyframe request per published track per this interval.
+/// A subscriber waiting this long for a keyframe is logged (once): the requests go unanswered.
+const KEYFRAME_WAIT_REPORTED_AFTER: Duration = Duration::from_secs(5);
+
+/// At most one keyframe request per published track (per simulcast layer) per this interval.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
@@ -342,6 +345,10 @@ struct Downtrack {
     current_layer: Option<u8>,
     /// The highest layer the subscriber's downlink affords now (`None`: not limited).
     bwe_cap: Option<u8>,
+    /// Since when a connected subscriber has been waiting for a keyframe, and whether that has
+    /// been reported (a wait of seconds means the publisher is not answering the requests).
+    waiting_since: Option<Instant>,
+    wait_reported: bool,
 }
 
 impl Downtrack {
@@ -808,6 +815,8 @@ impl WorkerCore {
                     preferred_layer: (LAYERS - 1) as u8,
                     current_layer: None,
                     bwe_cap: None,
+                    waiting_since: None,
+                    wait_reported: false,
                 },
             );
         }
@@ -1454,12 +1463,19 @@ impl WorkerCore {
             } else if is_video && down.needs_keyframe {
                 if keyframe {
                     down.needs_keyframe = false;
+                    down.waiting_since = None;
                     if down.current_layer.is_some_and(|c| c != layer) {
                         down.forwarder.switch_source();
                     }
                     down.current_layer = Some(layer);
                 } else {
                     tracing::trace!(track = %track_id, subscriber = %sid, layer, ?target, "waiting for a keyframe");
+                    let since = *down.waiting_since.get_or_insert(now);
+                    if !down.wait_reported && now.duration_since(since) > KEYFRAME_WAIT_REPORTED_AFTER {
+                        down.wait_reported = true;
+                        let seen: Vec<Option<u32>> = track.layers.iter().map(|l| l.map(|l| l.ssrc)).collect();
+                        tracing::warn!(track = %track_id, subscriber = %sid, layer, ?target, ?seen, sending = ?track.sending, "no keyframe for a subscriber in 5 s");
+                    }
                     down.forwarder.skip();
                     want_keyframe = target;
                     continue;
