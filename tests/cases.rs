@@ -64,7 +64,7 @@ async fn start_with(database_url: Option<String>, tweak: impl FnOnce(&mut Config
     let task = tokio::spawn(server.run(async move {
         let _ = rx.await;
     }));
-    let admin = login(addr, "admin", &password).await;
+    let admin = common::first_admin(addr, &password).await;
     let (_, units) = api(addr, "GET", "/api/v1/org-units", None, None).await;
     let units = units.as_array().expect("units").iter().map(|u| (u["code"].as_str().expect("code").to_string(), u["org_unit_id"].as_i64().expect("id"))).collect();
     Node { addr, sms, admin, db, units, stop: Some(tx), task: Some(task), _dir: dir }

@@ -41,8 +41,7 @@ async fn a_database_restart_loses_no_acknowledged_write() {
     let task = tokio::spawn(server.run(async move {
         let _ = rx.await;
     }));
-    let (_, login) = common::api(addr, "POST", "/api/v1/auth/login", None, Some(json!({ "username": "admin", "password": password }))).await;
-    let token = login["token"].as_str().expect("token").to_string();
+    let token = common::first_admin(addr, &password).await;
     let (_, units) = common::api(addr, "GET", "/api/v1/org-units", None, None).await;
     let unit = units.as_array().expect("units").iter().find(|u| u["level"] == "community").expect("community")["org_unit_id"].clone();
 

@@ -4,6 +4,8 @@ import { extend } from '/i18n.js';
 const zh = {
   staff_title: '案件工作台', login: '登录', username: '用户名', password: '密码', totp: '动态验证码', logout: '退出',
   login_failed: '用户名或密码错误', login_locked: '登录失败次数过多，账号已锁定，请稍后再试', totp_needed: '请输入身份验证器中的6位动态码',
+  set_password: '请设置新密码', set_password_why: '您使用的是一次性密码。请先设置您自己的密码（至少10个字符），之后用新密码登录。',
+  current_password: '当前密码', new_password: '新密码', repeat_password: '再次输入新密码', passwords_differ: '两次输入的新密码不一致', save_password: '保存并继续',
   nav_cases: '案件列表', nav_new: '登记案件', nav_supervision: '督查问效',
   filter_status: '状态', filter_category: '纠纷类别', filter_q: '关键词', filter_phone: '当事人手机号', filter_overdue: '仅显示超期', search: '查询', all: '全部',
   col_number: '案件编号', col_title: '案由', col_applicant: '申请人', col_status: '状态', col_unit: '所属组织', col_due: '办理期限',
@@ -52,6 +54,8 @@ const zh = {
 
 const en = {
   staff_title: 'Case workbench', login: 'Sign in', username: 'Username', password: 'Password', totp: 'Authenticator code', logout: 'Sign out',
+  set_password: 'Set a new password', set_password_why: 'You signed in with a one-time password. Set a password of your own (at least 10 characters) first; you will then be signed in with it.',
+  current_password: 'Current password', new_password: 'New password', repeat_password: 'New password again', passwords_differ: 'The two new passwords differ', save_password: 'Save and continue',
   login_failed: 'Wrong username or password', login_locked: 'Too many failed attempts; the account is locked for a while', totp_needed: 'Enter the 6-digit code from your authenticator app',
   nav_cases: 'Cases', nav_new: 'Register a case', nav_supervision: 'Supervision',
   filter_status: 'Status', filter_category: 'Category', filter_q: 'Keywords', filter_phone: "Party's phone", filter_overdue: 'Overdue only', search: 'Search', all: 'All',

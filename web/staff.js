@@ -65,6 +65,30 @@ function loginView() {
   view().replaceChildren(form);
 }
 
+// ---- first sign-in with a one-time password: a password of one's own first ----
+function passwordView() {
+  const form = h('form', { class: 'panel', 'data-testid': 'set-password' },
+    h('h1', { text: t('set_password') }),
+    h('p', { text: t('set_password_why') }),
+    h('label', {}, t('current_password'), h('input', { id: 'old-password', type: 'password', autocomplete: 'current-password', required: true })),
+    h('label', {}, t('new_password'), h('input', { id: 'new-password', type: 'password', autocomplete: 'new-password', minlength: 10, required: true })),
+    h('label', {}, t('repeat_password'), h('input', { id: 'repeat-password', type: 'password', autocomplete: 'new-password', minlength: 10, required: true })),
+    h('button', { class: 'primary big', type: 'submit', text: t('save_password') }));
+  form.onsubmit = async ev => {
+    ev.preventDefault();
+    const username = session.account.username, fresh = $('new-password').value;
+    if (fresh !== $('repeat-password').value) { flash(t('passwords_differ')); return; }
+    try {
+      await api('POST', '/api/v1/auth/password', { old_password: $('old-password').value, new_password: fresh });
+      // The change ends every session: sign in again with the new password.
+      session = await rawApi('POST', '/api/v1/auth/login', { username, password: fresh });
+      sessionStorage.setItem('jiefen.staff', JSON.stringify(session));
+      location.hash = '#cases'; route();
+    } catch (e) { fail(e); }
+  };
+  view().replaceChildren(form);
+}
+
 // ---- list ----
 const STATUSES = ['registered', 'accepted', 'assigned', 'mediating', 'agreement_reached', 'mediation_failed', 'closed', 'followed_up', 'supervised', 'refused', 'withdrawn'];
 const catName = code => { const c = categories.find(c => c.code === code); return c ? (lang() === 'en' ? c.name_en : c.name_zh) : code; };
@@ -439,6 +463,7 @@ async function route() {
   header();
   const hash = location.hash || '#cases';
   if (!session) { loginView(); return; }
+  if (session.account && session.account.must_change_password) { passwordView(); return; }
   if (!categories.length) {
     [categories, units] = await Promise.all([rawApi('GET', '/api/v1/categories'), rawApi('GET', '/api/v1/org-units')]).catch(() => [[], []]);
   }

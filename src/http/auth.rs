@@ -45,9 +45,27 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let SignedIn(p) = SignedIn::from_request_parts(parts, state).await?;
+        // An account still on its one-time password (the first admin) may only see who it is
+        // and set its own password.
+        if p.must_change_password {
+            return Err(ApiError::PasswordChangeRequired);
+        }
+        Ok(Staff(p))
+    }
+}
+
+/// A signed-in staff account, also one that must still change its one-time password: for
+/// `me` and the password change only. Everything else takes [`Staff`].
+pub struct SignedIn(pub Principal);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).filter(|t| !is_party_token(t)).ok_or_else(|| ApiError::Unauthenticated("sign in first (Authorization: Bearer <token>)".into()))?;
         match staff::authenticate(&state.db, &state.auth, token).await? {
-            Some(p) => Ok(Staff(p)),
+            Some(p) => Ok(SignedIn(p)),
             None => Err(ApiError::Unauthenticated("the session has expired or was ended; sign in again".into())),
         }
     }
@@ -111,7 +129,7 @@ pub async fn logout(State(state): State<AppState>, parts: axum::http::HeaderMap)
 
 /// Who is signed in.
 #[utoipa::path(get, path = "/api/v1/auth/me", responses((status = 200, body = Principal), (status = 401, body = super::error::ErrorBody)))]
-pub async fn me(staff: Staff) -> Json<Principal> {
+pub async fn me(staff: SignedIn) -> Json<Principal> {
     Json(staff.0)
 }
 
@@ -151,11 +169,16 @@ pub struct PasswordChange {
 
 pub const MIN_PASSWORD: usize = 10;
 
-/// Changes the password and ends every session of the account.
+/// Changes the password and ends every session of the account (sign in again with the new one).
+/// An account on its one-time password (403 `password_change_required` everywhere else) must
+/// do this first.
 #[utoipa::path(post, path = "/api/v1/auth/password", request_body = PasswordChange, responses((status = 204), (status = 422, body = super::error::ErrorBody)))]
-pub async fn change_password(State(state): State<AppState>, staff: Staff, ApiJson(req): ApiJson<PasswordChange>) -> Result<axum::http::StatusCode, ApiError> {
+pub async fn change_password(State(state): State<AppState>, staff: SignedIn, ApiJson(req): ApiJson<PasswordChange>) -> Result<axum::http::StatusCode, ApiError> {
     if req.new_password.chars().count() < MIN_PASSWORD || req.new_password.len() > 256 {
         return Err(ApiError::invalid("new_password", format!("at least {MIN_PASSWORD} characters")));
+    }
+    if req.new_password == req.old_password {
+        return Err(ApiError::invalid("new_password", "choose a password different from the current one"));
     }
     if staff::change_password(&state.db, staff.0.staff_account_id, &req.old_password, &req.new_password).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)

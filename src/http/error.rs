@@ -23,6 +23,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String, details: Option<serde_json::Value> },
     #[error("{0}")]
     TooManyRequests(String),
+    /// The account signed in with a one-time password and must set its own first.
+    #[error("set a new password first (POST /api/v1/auth/password)")]
+    PasswordChangeRequired,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -82,6 +85,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::CONFLICT, *code)
             }
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
             ApiError::Internal(e) => {
                 // Logged in full, shown as a generic message.
                 tracing::error!(error = ?e, "internal error");

@@ -89,6 +89,31 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// A JSON API call: (status, parsed body or `null`).
+/// Signs the first admin in with the one-time password printed at the first start: it must set a
+/// password of its own before anything else (checked here), then signs in again with it.
+#[allow(dead_code)]
+pub async fn first_admin(addr: SocketAddr, one_time: &str) -> String {
+    let sign_in = |password: String| async move {
+        let (status, body) = api(addr, "POST", "/api/v1/auth/login", None, Some(serde_json::json!({ "username": "admin", "password": password }))).await;
+        assert_eq!(status, 200, "admin login: {body}");
+        (body["token"].as_str().expect("token").to_string(), body["account"]["must_change_password"].as_bool())
+    };
+    let (token, must_change) = sign_in(one_time.to_string()).await;
+    assert_eq!(must_change, Some(true), "the one-time password must be changed");
+    let (status, body) = api(addr, "GET", "/api/v1/cases", Some(&token), None).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("password_change_required")), "{body}");
+    let (status, me) = api(addr, "GET", "/api/v1/auth/me", Some(&token), None).await;
+    assert_eq!((status, me["username"].as_str()), (200, Some("admin")));
+    let (status, body) = api(addr, "POST", "/api/v1/auth/password", Some(&token), Some(serde_json::json!({ "old_password": one_time, "new_password": one_time }))).await;
+    assert_eq!((status, body["details"]["field"].as_str()), (422, Some("new_password")), "the same password again is refused: {body}");
+    let new_password = format!("{one_time}-admin-own");
+    let (status, body) = api(addr, "POST", "/api/v1/auth/password", Some(&token), Some(serde_json::json!({ "old_password": one_time, "new_password": new_password }))).await;
+    assert_eq!(status, 204, "password change: {body}");
+    let (token, must_change) = sign_in(new_password).await;
+    assert_eq!(must_change, Some(false));
+    token
+}
+
 pub async fn api(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
     let (status, bytes, _) = http_raw(addr, method, path, token, body.as_ref()).await;
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))

@@ -88,7 +88,32 @@ async fn main() -> anyhow::Result<()> {
         .context("the server does not answer")?
         .text()
         .await?;
-    let login: Value = serde_json::from_str(&login_text).unwrap_or(Value::Null);
+    let mut login: Value = serde_json::from_str(&login_text).unwrap_or(Value::Null);
+    if login["account"]["must_change_password"].as_bool() == Some(true) {
+        // A fresh server's first admin signs in with a one-time password and must set its own
+        // before anything else; the benchmark's data directory is thrown away afterwards.
+        let token = login["token"].as_str().context("login refused")?.to_string();
+        let fresh = format!("{}-loadtest", args.password);
+        let changed = http
+            .post(format!("{}/api/v1/auth/password", args.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(json!({ "old_password": args.password, "new_password": fresh }).to_string())
+            .send()
+            .await?;
+        if !changed.status().is_success() {
+            bail!("could not set a new admin password: {}", changed.text().await.unwrap_or_default());
+        }
+        let again = http
+            .post(format!("{}/api/v1/auth/login", args.url))
+            .header("content-type", "application/json")
+            .body(json!({ "username": args.username, "password": fresh }).to_string())
+            .send()
+            .await?
+            .text()
+            .await?;
+        login = serde_json::from_str(&again).unwrap_or(Value::Null);
+    }
     let token = login["token"].as_str().context("login refused (check --username/--password)")?.to_string();
     let client = Arc::new(Client { http, base: args.url.clone(), token });
 
