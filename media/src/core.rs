@@ -1448,6 +1448,8 @@ impl WorkerCore {
                     down.forwarder.skip();
                 }
                 down.needs_keyframe = is_video;
+                // Not a wait for the publisher: the clock starts when forwarding may resume.
+                down.waiting_since = None;
                 continue;
             }
             if switching && Some(layer) == target {
