@@ -75,20 +75,25 @@ struct Kind {
     errors: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(args.max_in_flight).build()?;
-    let login_text = http
-        .post(format!("{}/api/v1/auth/login", args.url))
+/// The login answer (`Null` if it was not JSON).
+async fn sign_in(http: &reqwest::Client, url: &str, username: &str, password: &str) -> anyhow::Result<Value> {
+    let text = http
+        .post(format!("{url}/api/v1/auth/login"))
         .header("content-type", "application/json")
-        .body(json!({ "username": args.username, "password": args.password }).to_string())
+        .body(json!({ "username": username, "password": password }).to_string())
         .send()
         .await
         .context("the server does not answer")?
         .text()
         .await?;
-    let mut login: Value = serde_json::from_str(&login_text).unwrap_or(Value::Null);
+    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).pool_max_idle_per_host(args.max_in_flight).build()?;
+    let mut login = sign_in(&http, &args.url, &args.username, &args.password).await?;
     if login["account"]["must_change_password"].as_bool() == Some(true) {
         // A fresh server's first admin signs in with a one-time password and must set its own
         // before anything else; the benchmark's data directory is thrown away afterwards.
@@ -104,15 +109,7 @@ async fn main() -> anyhow::Result<()> {
         if !changed.status().is_success() {
             bail!("could not set a new admin password: {}", changed.text().await.unwrap_or_default());
         }
-        let again = http
-            .post(format!("{}/api/v1/auth/login", args.url))
-            .header("content-type", "application/json")
-            .body(json!({ "username": args.username, "password": fresh }).to_string())
-            .send()
-            .await?
-            .text()
-            .await?;
-        login = serde_json::from_str(&again).unwrap_or(Value::Null);
+        login = sign_in(&http, &args.url, &args.username, &fresh).await?;
     }
     let token = login["token"].as_str().context("login refused (check --username/--password)")?.to_string();
     let client = Arc::new(Client { http, base: args.url.clone(), token });
