@@ -686,16 +686,7 @@ impl WorkerCore {
             let subscription = new_subscriptions.iter().find(|i| i.mid == section.mid);
             let p = room.participants.get_mut(pid).ok_or_else(|| MediaError::NoSuchParticipant(pid.clone()))?;
             let bound = transceiver_with_mid(&mut p.pc, &section.mid).is_some();
-            if subscription.is_some() {
-                if bound || section.direction != "recvonly" {
-                    return Err(MediaError::BadOffer(format!(
-                        "subscription m-line {} must be a new recvonly m-line (is {}{})",
-                        section.mid,
-                        section.direction,
-                        if bound { ", already in use" } else { "" }
-                    )));
-                }
-            } else {
+            let Some(intent) = subscription else {
                 if bound || section.direction != "recvonly" {
                     continue;
                 }
@@ -710,8 +701,15 @@ impl WorkerCore {
                     .map_err(|e| MediaError::BadOffer(e.to_string()))?;
                 placeholders.push(idx);
                 continue;
+            };
+            if bound || section.direction != "recvonly" {
+                return Err(MediaError::BadOffer(format!(
+                    "subscription m-line {} must be a new recvonly m-line (is {}{})",
+                    section.mid,
+                    section.direction,
+                    if bound { ", already in use" } else { "" }
+                )));
             }
-            let Some(intent) = subscription else { continue };
             let (codec, kind, publisher) = {
                 let track = &room.tracks[&intent.track];
                 let publisher = room
@@ -949,11 +947,8 @@ impl WorkerCore {
         }
         let layer_ssrc = layer.and_then(|l| track.layers.get(usize::from(l)).copied().flatten()).map(|s| s.ssrc);
         let Some(media_ssrc) = layer_ssrc.or(track.media_ssrc) else { return };
-        let slot = match layer_ssrc {
-            Some(_) => layer.map(usize::from).unwrap_or(0),
-            None => track.layer_of_ssrc.get(&media_ssrc).copied().map(usize::from).unwrap_or(0),
-        }
-        .min(LAYERS - 1);
+        // Every SSRC the track has sent on is in `layer_of_ssrc` (the requested layer's too).
+        let slot = track.layer_of_ssrc.get(&media_ssrc).map_or(0, |&l| usize::from(l)).min(LAYERS - 1);
         if track.last_keyframe_request[slot].is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_INTERVAL) {
             return;
         }
